@@ -1,0 +1,89 @@
+// The routing config (SPEC §4): TOML loaded into plain structs, with every error naming
+// file, line and key. Pure; loaded once at start-up, then read-only from any thread.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "decoder/result.hpp"
+
+namespace walcast {
+
+// One placeholder of a room template: {col} (row, else context), {row.col}, {ctx.field}.
+struct Placeholder {
+    enum class Source : unsigned char { RowThenContext, Row, Context };
+    Source source = Source::RowThenContext;
+    std::string name;  // column name, or context field: actorUserId, projectId, tenantId
+};
+
+// A literal run or a placeholder; exactly one of the two is set.
+struct TemplateSegment {
+    std::string literal;
+    std::optional<Placeholder> placeholder;
+};
+
+// "project:{projectId}" is one alternative; "A | B" has two, tried in order.
+struct RoomAlternative {
+    std::vector<TemplateSegment> segments;
+};
+
+struct RoomTemplate {
+    std::string source;  // as written in the config, for messages
+    std::vector<RoomAlternative> alternatives;
+};
+
+// Parses one rooms entry. Errors: empty entry, empty alternative, unbalanced braces,
+// empty placeholder, unknown prefix (only row. and ctx.), unknown context field.
+Result<RoomTemplate> parse_room_template(std::string_view text);
+
+struct ModelConfig {
+    std::string schema;                  // "public"
+    std::string table;                   // "Task", exact case
+    std::string name;                    // event prefix: "task"
+    std::vector<RoomTemplate> rooms;
+    std::vector<std::string> payload;    // columns copied into data; defaults to key
+    std::vector<std::string> key;        // primary key columns; default ["id"]
+};
+
+struct Config {
+    // [postgres]
+    std::string dsn;
+    std::string slot = "walcast";
+    std::string message_prefix = "walcast";
+    // [server]
+    std::string listen = "127.0.0.1:8787";
+    // [auth]
+    std::string jwt_secret_file;
+    std::string tenant_claim = "tenantId";
+    std::string project_access = "query";  // "query" or "token"
+    std::string project_access_sql =
+        "SELECT 1 FROM \"Project\" WHERE id = $1 AND \"tenantId\" = $2";
+    // [limits]
+    std::size_t max_events_per_transaction = 10000;
+    // [events]
+    bool numbers_as_strings = false;  // int8/numeric values sent as JSON strings
+
+    std::vector<ModelConfig> models;
+
+    // nullptr when the table is not routed.
+    const ModelConfig* find_model(std::string_view schema, std::string_view table) const;
+
+    // Rebuilds the lookup index; call after changing `models`.
+    void index_models();
+
+private:
+    std::unordered_map<std::string, std::size_t> model_index_;  // "schema.table" -> models[i]
+};
+
+// Parses TOML text. `origin` names the source in messages ("walcast.toml").
+// Errors read "walcast.toml:12: model[2].rooms: unbalanced '{' in \"project:{id\"".
+Result<Config> parse_config(std::string_view text, std::string_view origin);
+
+// Reads and parses a file; a missing or unreadable file is an error naming the path.
+Result<Config> load_config(const std::string& path);
+
+}  // namespace walcast
