@@ -1,0 +1,25 @@
+// walcast's entry point: parses the command line and runs one command. Main thread.
+#include <CLI/CLI.hpp>
+
+#include "daemon/replay.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"walcast: committed PostgreSQL row changes as Socket.IO events"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "walcast 0.1.0");
+
+    walcast::ReplayOptions replay;
+    CLI::App* replay_cmd = app.add_subcommand("replay", "print the events a recorded wal2json stream emits");
+    replay_cmd->add_option("--config", replay.config_path, "routing config (TOML)")->required();
+    replay_cmd->add_option("--input", replay.input, "wal2json v2 capture, or - for stdin")->required();
+    replay_cmd->add_flag("--explain", replay.explain, "per transaction and change, why it emitted what it did");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+    if (*replay_cmd) return walcast::run_replay(replay);
+    return 2;
+}
