@@ -106,6 +106,7 @@ public:
         switch (where_) {
         case Where::Top: key_ = top_key(k); return true;
         case Where::ColumnObject:
+        case Where::PkObject:
             col_key_ = k == "name" ? ColKey::Name : k == "type" ? ColKey::Type
                      : k == "value" ? ColKey::Value : ColKey::Unknown;
             return true;
@@ -180,6 +181,7 @@ public:
         }
         if (where_ == Where::ColumnObject && col_key_ == ColKey::Unknown) { skip_ = 1; return true; }
         if (where_ == Where::PkObject) { skip_ = 1; return true; }
+        if (where_ == Where::Root) return fail("a wal2json line must be a JSON object");
         if (where_ == Where::ColumnObject)
             return fail(std::string("column \"") + current_column().name + "\": value must be a scalar");
         return fail(std::string(key_name(array_key_)) + ": elements must be objects");
