@@ -143,6 +143,9 @@ public:
         case Where::PkObject:
             skip_ = 1;
             return true;
+        case Where::PkArray:
+        case Where::Done:
+            break;
         }
         return fail("unexpected object");
     }
