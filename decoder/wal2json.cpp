@@ -143,7 +143,6 @@ public:
         case Where::PkObject:
             skip_ = 1;
             return true;
-        case Where::PkArray:
         case Where::Done:
             break;
         }
