@@ -10,17 +10,65 @@
 
 namespace walcast {
 
-// Appends `s` as a JSON string literal. `s` is valid UTF-8 (the decoder validated it);
-// control characters are escaped, everything else is copied as is.
+namespace json_text_detail {
+
+// 1 for bytes that cannot be copied as they are: control characters, '"', '\\', and every
+// byte >= 0x80 (checked as UTF-8 before it is copied).
+struct EscapeTable {
+    bool special[256];
+    constexpr EscapeTable() : special() {
+        for (int c = 0; c < 256; ++c) special[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+    }
+};
+inline constexpr EscapeTable kEscape{};
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629), or 0 when it is not one.
+inline std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = byte(i);
+    std::size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;  // no UTF-16 surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k)
+        if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+}  // namespace json_text_detail
+
+// Appends `s` as a JSON string literal. Control characters are escaped; a byte that is not
+// part of well-formed UTF-8 becomes U+FFFD, because one invalid byte in a WebSocket text
+// frame makes the browser drop the whole connection.
 inline void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out.push_back('"');
-    std::size_t run = 0;  // start of the pending run of bytes that need no escape
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+    std::size_t run = 0;  // start of the pending run of bytes that are copied as they are
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (!json_text_detail::kEscape.special[c]) {
+            ++i;
+            continue;
+        }
+        if (c >= 0x80) {
+            if (std::size_t n = json_text_detail::utf8_sequence(s, i)) {
+                i += n;
+                continue;
+            }
+        }
         out.append(s.data() + run, i - run);
-        run = i + 1;
         switch (c) {
         case '"': out += "\\\""; break;
         case '\\': out += "\\\\"; break;
@@ -30,10 +78,15 @@ inline void append_json_string(std::string& out, std::string_view s) {
         case '\b': out += "\\b"; break;
         case '\f': out += "\\f"; break;
         default:
-            out += "\\u00";
-            out.push_back(hex[c >> 4]);
-            out.push_back(hex[c & 0xF]);
+            if (c >= 0x80) {
+                out += "\\ufffd";
+            } else {
+                out += "\\u00";
+                out.push_back(hex[c >> 4]);
+                out.push_back(hex[c & 0xF]);
+            }
         }
+        run = ++i;
     }
     out.append(s.data() + run, s.size() - run);
     out.push_back('"');

@@ -25,7 +25,8 @@ enum class Action : char {
 };
 
 // A column value as wal2json wrote it. Number keeps the literal digits ("9007199254740993",
-// "12345678.90"); String is unescaped UTF-8; Bool is "true" or "false".
+// "12345678.90"); String is unescaped and not validated as UTF-8 (the JSON writer does
+// that); Bool is "true" or "false".
 struct Value {
     enum class Kind : std::uint8_t { Null, Bool, Number, String };
     Kind kind = Kind::Null;

@@ -194,8 +194,6 @@ TEST_SUITE("wal2json") {
               "field \"transactional\" has the wrong type (not a boolean) (byte 35)");
         CHECK(error_of(R"({"action":"M","transactional":true,"prefix":"p"})") ==
               "action M: missing \"transactional\", \"prefix\" or \"content\"");
-        CHECK(error_of("{\"action\":\"I\",\"schema\":\"s\",\"table\":\"t\xff\",\"columns\":[]}") ==
-              "invalid JSON at byte 37: Invalid encoding in string.");
     }
 
     TEST_CASE("a 10 MiB line: a real row decodes, a broken one fails cleanly") {
@@ -208,5 +206,40 @@ TEST_SUITE("wal2json") {
         line.resize(line.size() - 3);  // cut inside the string
         CHECK(error_of(line).rfind("invalid JSON at byte", 0) == 0);
         CHECK(error_of(std::string(10 << 20, '{')).rfind("invalid JSON at byte 1: ", 0) == 0);
+    }
+}
+
+#include "decoder/json_text.hpp"
+
+TEST_SUITE("json_text") {
+    std::string quoted(std::string_view s) {
+        std::string out;
+        append_json_string(out, s);
+        return out;
+    }
+
+    TEST_CASE("escapes what JSON requires and copies valid UTF-8") {
+        CHECK(quoted("plain") == "\"plain\"");
+        CHECK(quoted("a\"b\\c\nd\te\r\b\f") == R"("a\"b\\c\nd\te\r\b\f")");
+        CHECK(quoted(std::string("\x01\x1f", 2)) == R"("\u0001\u001f")");
+        CHECK(quoted("héllo — 日本語 🎉") == "\"héllo — 日本語 🎉\"");
+        CHECK(quoted("/") == "\"/\"");
+    }
+
+    TEST_CASE("bytes that are not well-formed UTF-8 become U+FFFD, one per byte") {
+        CHECK(quoted("a\xff" "b") == R"("a\ufffdb")");
+        CHECK(quoted("\xc3") == R"("\ufffd")");                 // truncated 2-byte sequence
+        CHECK(quoted("\xc0\xaf") == R"("\ufffd\ufffd")");       // overlong
+        CHECK(quoted("\xed\xa0\x80") == R"("\ufffd\ufffd\ufffd")");  // surrogate
+        CHECK(quoted("\xf4\x90\x80\x80") == R"("\ufffd\ufffd\ufffd\ufffd")");  // above U+10FFFF
+        CHECK(quoted("ok\xe2\x82") == R"("ok\ufffd\ufffd")");
+    }
+
+    TEST_CASE("a wal2json line with invalid UTF-8 decodes; the writer repairs it") {
+        auto c = decode_wal2json_line("{\"action\":\"I\",\"schema\":\"s\",\"table\":\"t\",\"columns\":[{\"name\":\"a\",\"type\":\"text\",\"value\":\"x\xffy\"}]}");
+        REQUIRE(c);
+        std::string out;
+        append_json_value(out, c->columns[0].value);
+        CHECK(out == R"("x\ufffdy")");
     }
 }
