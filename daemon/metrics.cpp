@@ -1,0 +1,73 @@
+// Prometheus text rendering of Metrics (text exposition format 0.0.4).
+#include "daemon/metrics.hpp"
+
+namespace walcast {
+
+namespace {
+
+void metric(std::string& out, const char* name, const char* type, const char* help, std::uint64_t value,
+            const char* labels = "") {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += labels;
+    out += ' ';
+    out += std::to_string(value);
+    out += '\n';
+}
+
+}  // namespace
+
+std::string Metrics::render() const {
+    std::string out;
+    out.reserve(4096);
+    metric(out, "walcast_transactions_total", "counter", "Committed transactions routed.", transactions);
+    metric(out, "walcast_events_total", "counter", "Events published (a bulk event counts once).", events);
+    metric(out, "walcast_deliveries_total", "counter", "Event frames queued to clients.", deliveries);
+    metric(out, "walcast_malformed_lines_total", "counter", "wal2json lines that failed to decode.", malformed_lines);
+    metric(out, "walcast_malformed_contexts_total", "counter", "Context messages that failed to parse.", malformed_contexts);
+    out += "# HELP walcast_dropped_changes_total Row changes that emitted no event, by reason.\n"
+           "# TYPE walcast_dropped_changes_total counter\n";
+    auto drop = [&](const char* reason, std::uint64_t v) {
+        out += "walcast_dropped_changes_total{reason=\"";
+        out += reason;
+        out += "\"} ";
+        out += std::to_string(v);
+        out += '\n';
+    };
+    drop("no_context", dropped_no_context);
+    drop("suppressed", dropped_suppressed);
+    drop("not_routed", dropped_not_routed);
+    drop("room_unresolved", dropped_room_unresolved);
+    drop("truncate", dropped_truncate);
+    metric(out, "walcast_coalesced_transactions_total", "counter", "Transactions sent as bulk events.", coalesced_transactions);
+    metric(out, "walcast_replication_reconnects_total", "counter", "Reconnections to PostgreSQL.", replication_reconnects);
+    metric(out, "walcast_streaming", "gauge", "1 while streaming from the slot.", streaming ? 1 : 0);
+    metric(out, "walcast_received_lsn", "gauge", "Last WAL position received.", received_lsn);
+    metric(out, "walcast_confirmed_lsn", "gauge", "Last flush position confirmed to the slot.", confirmed_lsn);
+    metric(out, "walcast_lag_bytes", "gauge", "Server WAL end minus confirmed position.",
+           server_wal_end > confirmed_lsn ? server_wal_end - confirmed_lsn : 0);
+    metric(out, "walcast_clients", "gauge", "Connected Socket.IO clients.", clients);
+    metric(out, "walcast_connections_total", "counter", "WebSocket connections accepted.", connections_total);
+    metric(out, "walcast_auth_failures_total", "counter", "CONNECTs refused as unauthorized.", auth_failures);
+    metric(out, "walcast_slow_consumer_closes_total", "counter", "Clients closed with 4008 (send buffer full).",
+           slow_consumer_closes);
+    metric(out, "walcast_oversized_frame_closes_total", "counter", "Clients closed with 1009 (frame too big).",
+           oversized_frame_closes);
+    metric(out, "walcast_protocol_errors_total", "counter", "Malformed Engine.IO/Socket.IO input.", protocol_errors);
+    metric(out, "walcast_connect_timeouts_total", "counter", "Clients closed for not sending CONNECT in time.",
+           connect_timeouts);
+    metric(out, "walcast_ping_timeouts_total", "counter", "Clients closed for not answering a ping.", ping_timeouts);
+    metric(out, "walcast_project_joins_total", "counter", "join-project requests allowed.", join_allowed);
+    metric(out, "walcast_project_joins_denied_total", "counter", "join-project requests refused.", join_denied);
+    return out;
+}
+
+}  // namespace walcast

@@ -1,0 +1,44 @@
+// Metrics: plain counters and gauges owned by the event loop thread, rendered as Prometheus
+// text for GET /metrics. Every component increments its own fields; nothing here locks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace walcast {
+
+struct Metrics {
+    // Replication.
+    std::uint64_t transactions = 0;          // committed transactions routed
+    std::uint64_t events = 0;                // events published (a bulk event counts once)
+    std::uint64_t deliveries = 0;            // event frames queued to clients
+    std::uint64_t malformed_lines = 0;       // wal2json lines that failed to decode
+    std::uint64_t malformed_contexts = 0;
+    std::uint64_t dropped_no_context = 0;
+    std::uint64_t dropped_suppressed = 0;
+    std::uint64_t dropped_not_routed = 0;
+    std::uint64_t dropped_room_unresolved = 0;
+    std::uint64_t dropped_truncate = 0;
+    std::uint64_t coalesced_transactions = 0;
+    std::uint64_t replication_reconnects = 0;
+    bool streaming = false;
+    std::uint64_t received_lsn = 0;          // last wal_end seen
+    std::uint64_t confirmed_lsn = 0;         // last flush position sent
+    std::uint64_t server_wal_end = 0;        // latest server WAL end from keepalives/XLogData
+
+    // Clients.
+    std::uint64_t clients = 0;               // connected Socket.IO sessions (gauge)
+    std::uint64_t connections_total = 0;
+    std::uint64_t auth_failures = 0;
+    std::uint64_t slow_consumer_closes = 0;  // close 4008
+    std::uint64_t oversized_frame_closes = 0;  // close 1009
+    std::uint64_t protocol_errors = 0;       // bad Engine.IO/Socket.IO input, closed or refused
+    std::uint64_t connect_timeouts = 0;      // no CONNECT within the limit
+    std::uint64_t ping_timeouts = 0;
+    std::uint64_t join_allowed = 0;
+    std::uint64_t join_denied = 0;
+
+    std::string render() const;
+};
+
+}  // namespace walcast
