@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/replay.hpp"
+#include "daemon/run.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"walcast: committed PostgreSQL row changes as Socket.IO events"};
@@ -14,6 +15,14 @@ int main(int argc, char** argv) {
     replay_cmd->add_option("--input", replay.input, "wal2json v2 capture, or - for stdin")->required();
     replay_cmd->add_flag("--explain", replay.explain, "per transaction and change, why it emitted what it did");
 
+    walcast::RunOptions run;
+    CLI::App* run_cmd = app.add_subcommand("run", "stream the slot and serve Socket.IO clients");
+    run_cmd->add_option("--config", run.config_path, "routing config (TOML)")->required();
+    run_cmd->add_option("--dsn", run.dsn, "PostgreSQL connection string (overrides [postgres] dsn)");
+    run_cmd->add_option("--slot", run.slot, "replication slot (overrides [postgres] slot)");
+    run_cmd->add_option("--listen", run.listen, "HOST:PORT (overrides [server] listen)");
+    run_cmd->add_option("--record", run.record, "append every wal2json line received to FILE");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -21,5 +30,6 @@ int main(int argc, char** argv) {
         return code == 0 ? 0 : 2;
     }
     if (*replay_cmd) return walcast::run_replay(replay);
+    if (*run_cmd) return walcast::run_daemon(run);
     return 2;
 }
