@@ -1,6 +1,7 @@
 // walcast's entry point: parses the command line and runs one command. Main thread.
 #include <CLI/CLI.hpp>
 
+#include "daemon/check.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/run.hpp"
 
@@ -23,6 +24,12 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--listen", run.listen, "HOST:PORT (overrides [server] listen)");
     run_cmd->add_option("--record", run.record, "append every wal2json line received to FILE");
 
+    walcast::CheckOptions check;
+    CLI::App* check_cmd = app.add_subcommand("check", "validate the config and the database, and say what to fix");
+    check_cmd->add_option("--config", check.config_path, "routing config (TOML)")->required();
+    check_cmd->add_option("--dsn", check.dsn, "PostgreSQL connection string (overrides [postgres] dsn)");
+    check_cmd->add_option("--slot", check.slot, "replication slot (overrides [postgres] slot)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -31,5 +38,6 @@ int main(int argc, char** argv) {
     }
     if (*replay_cmd) return walcast::run_replay(replay);
     if (*run_cmd) return walcast::run_daemon(run);
+    if (*check_cmd) return walcast::run_check(check);
     return 2;
 }

@@ -45,20 +45,26 @@ bool split_listen(const std::string& listen, std::string& host, std::uint16_t& p
     return !host.empty();
 }
 
-// The secret from WALCAST_JWT_SECRET, else the file (trailing newlines trimmed). Never
-// from the command line, where every user of the machine could read it.
+// The secret from WALCAST_JWT_SECRET, else systemd's credential jwt.key (LoadCredential=),
+// else [auth] jwt_secret_file; trailing newlines trimmed. Never from the command line,
+// where every user of the machine could read it.
 bool load_secret(const Config& config, std::string& secret, std::string& error) {
     if (const char* env = std::getenv("WALCAST_JWT_SECRET"); env && *env) {
         secret = env;
         return true;
     }
-    if (config.jwt_secret_file.empty()) {
+    std::string path = config.jwt_secret_file;
+    if (const char* creds = std::getenv("CREDENTIALS_DIRECTORY"); creds && *creds) {
+        const std::string credential = std::string(creds) + "/jwt.key";
+        if (std::ifstream(credential)) path = credential;
+    }
+    if (path.empty()) {
         error = "no JWT secret: set [auth] jwt_secret_file or the environment variable WALCAST_JWT_SECRET";
         return false;
     }
-    std::ifstream in(config.jwt_secret_file, std::ios::binary);
+    std::ifstream in(path, std::ios::binary);
     if (!in) {
-        error = "cannot read JWT secret file " + config.jwt_secret_file + ": " + std::strerror(errno);
+        error = "cannot read JWT secret file " + path + ": " + std::strerror(errno);
         return false;
     }
     std::stringstream ss;
@@ -66,7 +72,7 @@ bool load_secret(const Config& config, std::string& secret, std::string& error) 
     secret = ss.str();
     while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
     if (secret.empty()) {
-        error = "JWT secret file " + config.jwt_secret_file + " is empty";
+        error = "JWT secret file " + path + " is empty";
         return false;
     }
     return true;

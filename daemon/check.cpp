@@ -1,0 +1,248 @@
+// walcast check: blocking libpq queries, one finding per line.
+#include "daemon/check.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "routing/config.hpp"
+
+namespace walcast {
+
+namespace {
+
+class Report {
+public:
+    void ok(const std::string& what) { std::printf("ok     %s\n", what.c_str()); }
+    void warn(const std::string& what, const std::string& fix) { print("WARN ", what, fix); }
+    void fatal(const std::string& what, const std::string& fix) {
+        ++fatal_;
+        print("FATAL", what, fix);
+    }
+    int fatal_count() const { return fatal_; }
+
+private:
+    int fatal_ = 0;
+    static void print(const char* level, const std::string& what, const std::string& fix) {
+        std::printf("%s  %s\n", level, what.c_str());
+        if (!fix.empty()) std::printf("       fix: %s\n", fix.c_str());
+    }
+};
+
+class Db {
+public:
+    explicit Db(PGconn* c) : conn(c) {}
+    ~Db() { PQfinish(conn); }
+    PGconn* conn;
+
+    // Runs a query; rows as strings ("" for NULL, with `nulls` telling which).
+    struct Rows {
+        bool ok = false;
+        std::string error;
+        std::string sqlstate;
+        std::vector<std::vector<std::string>> rows;
+        std::vector<std::vector<bool>> nulls;
+    };
+    Rows query(const std::string& sql, const std::vector<std::string>& params = {}) {
+        std::vector<const char*> values;
+        for (const auto& p : params) values.push_back(p.c_str());
+        PGresult* r = PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                                   nullptr, 0);
+        Rows out;
+        const ExecStatusType st = PQresultStatus(r);
+        out.ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+        if (!out.ok) {
+            out.error = PQresultErrorMessage(r);
+            while (!out.error.empty() && out.error.back() == '\n') out.error.pop_back();
+            const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            out.sqlstate = s ? s : "";
+        }
+        for (int i = 0; i < PQntuples(r); ++i) {
+            out.rows.emplace_back();
+            out.nulls.emplace_back();
+            for (int j = 0; j < PQnfields(r); ++j) {
+                out.rows.back().push_back(PQgetvalue(r, i, j));
+                out.nulls.back().push_back(PQgetisnull(r, i, j));
+            }
+        }
+        PQclear(r);
+        return out;
+    }
+};
+
+std::string sql_ident(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + '"';
+}
+
+std::string qualified(const ModelConfig& m) { return sql_ident(m.schema) + "." + sql_ident(m.table); }
+
+// Columns a DELETE carries under the table's replica identity; "*" for FULL.
+std::set<std::string> identity_columns(Db& db, const std::string& regclass, char ident) {
+    std::set<std::string> cols;
+    if (ident == 'f') return {"*"};
+    if (ident == 'n') return cols;
+    const char* which = ident == 'i' ? "i.indisreplident" : "i.indisprimary";
+    auto r = db.query(std::string("SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                                  "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND ") + which,
+                      {regclass});
+    for (auto& row : r.rows) cols.insert(row[0]);
+    return cols;
+}
+
+void check_models(Db& db, const Config& config, Report& report) {
+    auto schema = db.query("SELECT 1 FROM pg_namespace WHERE nspname = 'walcast'");
+    const bool have_sql = schema.ok && !schema.rows.empty();
+    if (!have_sql)
+        report.fatal("schema walcast is missing: the emit context cannot be recorded",
+                     "psql -d DB -f sql/walcast.sql   (as a superuser; safe to run again)");
+    else
+        report.ok("schema walcast is installed");
+
+    for (const ModelConfig& m : config.models) {
+        const std::string name = m.schema + "." + m.table;
+        const std::string regclass = qualified(m);
+        auto rel = db.query("SELECT c.relreplident, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')",
+                            {m.schema, m.table});
+        if (!rel.ok || rel.rows.empty()) {
+            report.fatal("table " + name + " (model " + m.name + ") does not exist",
+                         "create it, or remove its [[model]] from " + std::string("the config"));
+            continue;
+        }
+        const char ident = rel.rows[0][0].empty() ? 'd' : rel.rows[0][0][0];
+        if (have_sql) {
+            auto trig = db.query("SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = 'walcast_context' "
+                                 "AND tgenabled <> 'D'",
+                                 {regclass});
+            if (trig.ok && !trig.rows.empty()) report.ok(name + " is tracked");
+            else
+                report.fatal(name + " is not tracked: its writes carry no context and emit nothing",
+                             "SELECT walcast.track('" + regclass + "');");
+        }
+
+        const std::set<std::string> ident_cols = identity_columns(db, regclass, ident);
+        if (ident == 'n' || ident_cols.empty()) {
+            report.fatal(name + " has no replica identity: wal2json emits no UPDATE or DELETE for it",
+                         "ALTER TABLE " + regclass + " REPLICA IDENTITY FULL;");
+            continue;
+        }
+        if (ident_cols.count("*")) continue;
+        // A DELETE carries only the identity columns: a room placeholder that needs another
+        // column of the table cannot resolve from the old row.
+        auto cols = db.query("SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+                             {regclass});
+        std::set<std::string> table_cols;
+        for (auto& row : cols.rows) table_cols.insert(row[0]);
+        for (const RoomTemplate& t : m.rooms) {
+            for (const RoomAlternative& alt : t.alternatives)
+                for (const TemplateSegment& seg : alt.segments) {
+                    if (!seg.placeholder || seg.placeholder->source == Placeholder::Source::Context) continue;
+                    const std::string& col = seg.placeholder->name;
+                    if (table_cols.count(col) && !ident_cols.count(col)) {
+                        report.fatal(name + ": DELETE events cannot be routed by \"" + t.source + "\": a DELETE carries only " +
+                                         "the replica identity, which lacks column " + col,
+                                     "ALTER TABLE " + regclass + " REPLICA IDENTITY FULL;");
+                        goto next_template;
+                    }
+                }
+        next_template:;
+        }
+        std::vector<std::string> missing;
+        for (const std::string& p : m.payload)
+            if (table_cols.count(p) && !ident_cols.count(p)) missing.push_back(p);
+        if (!missing.empty()) {
+            std::string list;
+            for (auto& c : missing) list += (list.empty() ? "" : ", ") + c;
+            report.warn(name + ": DELETE payloads will lack " + list + " (not in the replica identity)",
+                        "ALTER TABLE " + regclass + " REPLICA IDENTITY FULL;");
+        }
+    }
+}
+
+}  // namespace
+
+int run_check(const CheckOptions& options) {
+    auto loaded = load_config(options.config_path);
+    if (!loaded) {
+        std::printf("FATAL  %s\n", loaded.error().message.c_str());
+        return 2;
+    }
+    Config config = std::move(*loaded);
+    if (!options.dsn.empty()) config.dsn = options.dsn;
+    if (!options.slot.empty()) config.slot = options.slot;
+    Report report;
+    report.ok("config " + options.config_path + " is valid (" + std::to_string(config.models.size()) + " models)");
+
+    const char* keys[] = {"dbname", "application_name", nullptr};
+    const char* values[] = {config.dsn.c_str(), "walcast-check", nullptr};
+    Db db(PQconnectdbParams(keys, values, 1));
+    if (PQstatus(db.conn) != CONNECTION_OK) {
+        std::string e = PQerrorMessage(db.conn);
+        while (!e.empty() && e.back() == '\n') e.pop_back();
+        report.fatal("cannot connect with dsn \"" + config.dsn + "\": " + e, "fix [postgres] dsn in the config, or pass --dsn");
+        return 1;
+    }
+    report.ok("connected");
+
+    auto level = db.query("SHOW wal_level");
+    if (level.ok && !level.rows.empty() && level.rows[0][0] == "logical") report.ok("wal_level = logical");
+    else
+        report.fatal("wal_level is " + (level.rows.empty() ? std::string("unknown") : level.rows[0][0]) +
+                         "; logical decoding needs logical",
+                     "ALTER SYSTEM SET wal_level = logical;  -- then restart PostgreSQL");
+
+    // Some builds only load output plugins listed here; where the setting exists it must
+    // name wal2json (written unquoted: one quoted string becomes one wrong entry).
+    auto libs = db.query("SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries'");
+    if (libs.ok && !libs.rows.empty()) {
+        if (libs.rows[0][0].find("wal2json") != std::string::npos) report.ok("output_plugin_libraries lists wal2json");
+        else
+            report.fatal("output_plugin_libraries (" + libs.rows[0][0] + ") does not list wal2json",
+                         "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json; SELECT pg_reload_conf();");
+    }
+
+    auto role = db.query("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user");
+    if (role.ok && !role.rows.empty() && role.rows[0][0] == "t") report.ok("role may replicate");
+    else
+        report.fatal("role " + std::string(PQuser(db.conn)) + " lacks the REPLICATION attribute",
+                     "ALTER ROLE " + sql_ident(PQuser(db.conn)) + " REPLICATION;");
+
+    auto slot = db.query("SELECT plugin, active_pid, confirmed_flush_lsn, "
+                         "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",
+                         {config.slot});
+    if (slot.ok && !slot.rows.empty()) {
+        if (slot.rows[0][0] != "wal2json")
+            report.fatal("slot \"" + config.slot + "\" uses plugin " + slot.rows[0][0] + ", not wal2json",
+                         "SELECT pg_drop_replication_slot('" + config.slot + "');  -- or set [postgres] slot = \"another_name\"");
+        else
+            report.ok("slot \"" + config.slot + "\" uses wal2json; confirmed at " + slot.rows[0][2] + ", retaining " +
+                      slot.rows[0][3] + " bytes of WAL" +
+                      (slot.nulls[0][1] ? "" : "; in use by PID " + slot.rows[0][1]));
+    } else {
+        // No slot yet: walcast run creates it. Prove now that it could, with a temporary one.
+        auto probe = db.query("SELECT pg_drop_replication_slot(slot_name) FROM "
+                              "pg_create_logical_replication_slot('walcast_check_' || pg_backend_pid(), 'wal2json', true)");
+        if (probe.ok) report.ok("slot \"" + config.slot + "\" does not exist yet; walcast run will create it with wal2json");
+        else if (probe.error.find("wal2json") != std::string::npos)
+            report.fatal("the wal2json output plugin cannot be loaded: " + probe.error,
+                         "apt-get install postgresql-15-wal2json  (on the database server)");
+        else
+            report.fatal("cannot create a logical slot: " + probe.error,
+                         "check max_replication_slots and wal_level (needs logical)");
+    }
+
+    check_models(db, config, report);
+    std::printf("%s\n", report.fatal_count() ? "walcast check: problems found" : "walcast check: ready");
+    return report.fatal_count() ? 1 : 0;
+}
+
+}  // namespace walcast
