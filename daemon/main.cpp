@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/check.hpp"
+#include "daemon/demo.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/run.hpp"
 
@@ -30,6 +31,11 @@ int main(int argc, char** argv) {
     check_cmd->add_option("--dsn", check.dsn, "PostgreSQL connection string (overrides [postgres] dsn)");
     check_cmd->add_option("--slot", check.slot, "replication slot (overrides [postgres] slot)");
 
+    walcast::DemoOptions demo;
+    CLI::App* demo_cmd = app.add_subcommand("demo", "throwaway PostgreSQL + daemon + simulated team + live page");
+    demo_cmd->add_option("--port", demo.port, "HTTP/WebSocket port of the page (default 8787)");
+    demo_cmd->add_flag("!--no-writer", demo.writer, "do not simulate the team's writes");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -39,5 +45,6 @@ int main(int argc, char** argv) {
     if (*replay_cmd) return walcast::run_replay(replay);
     if (*run_cmd) return walcast::run_daemon(run);
     if (*check_cmd) return walcast::run_check(check);
+    if (*demo_cmd) return walcast::run_demo(demo);
     return 2;
 }

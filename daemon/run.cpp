@@ -5,6 +5,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <pthread.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -259,6 +261,20 @@ private:
 
 }  // namespace
 
+int serve(Config config, ServerOptions server, std::FILE* record, const sigset_t* restore_mask) {
+    boost::asio::io_context io(1);
+    auto daemon = std::make_unique<Daemon>(io, std::move(config), std::move(server), record);
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+        if (!ec) daemon->stop_on_signal(signo);
+    });
+    if (restore_mask) pthread_sigmask(SIG_SETMASK, restore_mask, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    const int code = daemon->run();
+    daemon.reset();
+    return code;
+}
+
 int run_daemon(const RunOptions& options) {
     auto loaded = load_config(options.config_path);
     if (!loaded) {
@@ -295,16 +311,7 @@ int run_daemon(const RunOptions& options) {
             return 2;
         }
     }
-
-    boost::asio::io_context io(1);
-    auto daemon = std::make_unique<Daemon>(io, std::move(config), std::move(server), record);
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-        if (!ec) daemon->stop_on_signal(signo);
-    });
-    std::signal(SIGPIPE, SIG_IGN);
-    const int code = daemon->run();
-    daemon.reset();
+    const int code = serve(std::move(config), std::move(server), record);
     if (record) std::fclose(record);
     return code;
 }

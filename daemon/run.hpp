@@ -1,7 +1,12 @@
 // `walcast run`: the daemon (SPEC §7). Main thread; owns the one event loop.
 #pragma once
 
+#include <csignal>
+#include <cstdio>
 #include <string>
+
+#include "daemon/socketio_server.hpp"
+#include "routing/config.hpp"
 
 namespace walcast {
 
@@ -15,5 +20,11 @@ struct RunOptions {
 
 // 0 after SIGTERM/SIGINT; 1 on a fatal error (reason logged); 2 on bad configuration.
 int run_daemon(const RunOptions& options);
+
+// Runs the daemon on a validated config until SIGTERM/SIGINT (0) or a fatal error (1).
+// `record`, when not null, receives every wal2json line. `restore_mask`, when not null, is
+// the signal mask to restore once SIGINT/SIGTERM are handled (a caller that blocked them
+// during its own set-up). Used by run and demo.
+int serve(Config config, ServerOptions server, std::FILE* record, const sigset_t* restore_mask = nullptr);
 
 }  // namespace walcast

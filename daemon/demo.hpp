@@ -1,0 +1,17 @@
+// `walcast demo`: a throwaway PostgreSQL cluster with the reference schema, the daemon, a
+// writer that simulates a small team, and a live board page at http://127.0.0.1:PORT/.
+// Ctrl-C stops everything and removes the cluster. Main thread (plus the writer thread).
+#pragma once
+
+#include <cstdint>
+
+namespace walcast {
+
+struct DemoOptions {
+    std::uint16_t port = 8787;
+    bool writer = true;  // simulate the team's writes
+};
+
+int run_demo(const DemoOptions& options);
+
+}  // namespace walcast
