@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <libpq-fe.h>
 #include <pwd.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,14 +62,15 @@ bool run_as(const struct passwd* user, const std::vector<std::string>& argv, con
     const pid_t pid = ::fork();
     if (pid < 0) return false;
     if (pid == 0) {
+        // Drop privileges first, so the log (which the server appends to as well) is theirs.
+        if (user && (::initgroups(user->pw_name, user->pw_gid) != 0 || ::setgid(user->pw_gid) != 0 ||
+                     ::setuid(user->pw_uid) != 0))
+            ::_exit(126);
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
             ::dup2(fd, 1);
             ::dup2(fd, 2);
         }
-        if (user && (::initgroups(user->pw_name, user->pw_gid) != 0 || ::setgid(user->pw_gid) != 0 ||
-                     ::setuid(user->pw_uid) != 0))
-            ::_exit(126);
         std::vector<char*> args;
         for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
@@ -190,7 +192,8 @@ void simulate_team(const std::string& dsn, const std::atomic<bool>& stop) {
     while (!stop.load()) {
         for (int i = 0; i < 10 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50 + pick(70)));
         if (stop.load()) break;
-        const std::string actor = kUsers[pick(4)][0];
+        const int who = pick(4);
+        const std::string actor = kUsers[who][0];
         const std::string n = std::to_string(++counter);
         std::string sql = "BEGIN; SELECT walcast.set_context('" + actor + "', 'p1', 'acme');";
         const int action = pick(100);
@@ -208,8 +211,8 @@ void simulate_team(const std::string& dsn, const std::atomic<bool>& stop) {
             sql += "INSERT INTO \"TimeEntry\" SELECT 'te-" + n + "', id, '" + actor + "', " + std::to_string(15 + pick(90)) +
                    " FROM \"Task\" WHERE \"projectId\" = 'p1' ORDER BY random() LIMIT 1;";
         } else if (action < 90) {
-            sql += "INSERT INTO \"Notification\" VALUES ('n-" + n + "', 'acme', 'u1', 'mention', '" + actor +
-                   " mentioned you in a comment', NULL);";
+            sql += "INSERT INTO \"Notification\" VALUES ('n-" + n + "', 'acme', 'u1', 'mention', '" +
+                   std::string(kUsers[who][1]) + " mentioned you in a comment', NULL);";
         } else if (action < 95) {
             sql += "INSERT INTO \"Note\" VALUES ('note-" + n + "', 'acme', NULL, 'u1', NULL, 'Personal note " + n +
                    "', 'Only Ada sees this one.');";
@@ -281,6 +284,11 @@ public:
         }
     }
 
+    void print_log() const {
+        std::ifstream in(log_);
+        for (std::string line; std::getline(in, line);) std::fprintf(stderr, "  %s\n", line.c_str());
+    }
+
     std::string dsn(const std::string& db) const { return "host=" + dir_ + " port=5432 user=postgres dbname=" + db; }
     const std::string& dir() const { return dir_; }
 
@@ -305,6 +313,7 @@ int run_demo(const DemoOptions& options) {
     std::string error;
     if (!cluster.start(error)) {
         say("cannot start PostgreSQL: " + error);
+        cluster.print_log();
         return 1;
     }
     say("data directory " + cluster.dir());

@@ -1,0 +1,224 @@
+// Engine.IO / Socket.IO packet parsing and encoding (see socketio_packet.hpp). Follows the
+// grammar of the reference socket.io-parser: <type>[<nsp>,][<ackId>][<json>]. Pure; any thread.
+#include "daemon/socketio_packet.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "decoder/json_text.hpp"
+
+namespace walcast {
+
+namespace {
+
+// Deepest array/object nesting in `json`, counting only brackets outside strings. Stops
+// early once `limit` is passed.
+int json_depth(std::string_view json, int limit) {
+    int depth = 0, deepest = 0;
+    bool in_string = false, escaped = false;
+    for (char c : json) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > deepest) deepest = depth;
+            if (deepest > limit) return deepest;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+PacketArg to_arg(const rapidjson::Value& v) {
+    PacketArg arg;
+    if (v.IsString()) {
+        arg.is_string = true;
+        arg.text.assign(v.GetString(), v.GetStringLength());
+    } else {
+        rapidjson::StringBuffer buffer;
+        rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+        v.Accept(writer);
+        arg.text.assign(buffer.GetString(), buffer.GetSize());
+    }
+    return arg;
+}
+
+const char* type_name(SioType t) {
+    switch (t) {
+    case SioType::Connect: return "CONNECT";
+    case SioType::Disconnect: return "DISCONNECT";
+    case SioType::Event: return "EVENT";
+    case SioType::Ack: return "ACK";
+    case SioType::ConnectError: return "CONNECT_ERROR";
+    case SioType::BinaryEvent: return "BINARY_EVENT";
+    case SioType::BinaryAck: return "BINARY_ACK";
+    }
+    return "?";
+}
+
+Result<ClientPacket> parse_socketio(std::string_view s) {
+    ClientPacket p;
+    p.eio = EioType::Message;
+    if (s.empty()) return make_error("empty Socket.IO packet");
+    if (s[0] < '0' || s[0] > '6') return make_error("unknown Socket.IO packet type");
+    p.type = static_cast<SioType>(s[0] - '0');
+    if (p.type == SioType::BinaryEvent || p.type == SioType::BinaryAck)
+        return make_error("binary Socket.IO packets are not supported");
+    if (p.type == SioType::ConnectError) return make_error("CONNECT_ERROR is sent by servers only");
+
+    std::size_t i = 1;
+    if (i < s.size() && s[i] == '/') {
+        // The namespace runs to the first ',' or to the end of the packet.
+        const std::size_t comma = s.find(',', i);
+        const std::size_t end = comma == std::string_view::npos ? s.size() : comma;
+        const std::string_view nsp = s.substr(i, end - i);
+        if (nsp.size() > kMaxNamespaceBytes)
+            return make_error("namespace longer than " + std::to_string(kMaxNamespaceBytes) + " bytes");
+        for (char c : nsp)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) return make_error("namespace has a control character");
+        p.nsp.assign(nsp);
+        i = comma == std::string_view::npos ? s.size() : comma + 1;
+    }
+
+    if (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+        std::uint64_t id = 0;
+        for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+            id = id * 10 + static_cast<std::uint64_t>(s[i] - '0');
+            if (id > kMaxAckId) return make_error("ack id out of range");
+        }
+        if (p.type != SioType::Event && p.type != SioType::Ack)
+            return make_error(std::string("ack id on a ") + type_name(p.type) + " packet");
+        p.ack_id = id;
+    }
+
+    const std::string_view payload = s.substr(i);
+    rapidjson::Document doc;
+    if (!payload.empty()) {
+        if (json_depth(payload, kMaxJsonDepth) > kMaxJsonDepth)
+            return make_error("payload nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+        doc.Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
+        if (doc.HasParseError())
+            return make_error(std::string("payload is not valid JSON (byte ") + std::to_string(doc.GetErrorOffset()) +
+                              ": " + rapidjson::GetParseError_En(doc.GetParseError()) + ")");
+    }
+
+    switch (p.type) {
+    case SioType::Connect:
+        if (payload.empty()) break;
+        if (!doc.IsObject()) return make_error("CONNECT payload is not an object");
+        p.has_auth = true;
+        if (auto token = doc.FindMember("token"); token != doc.MemberEnd() && token->value.IsString())
+            p.auth_token.emplace(token->value.GetString(), token->value.GetStringLength());
+        break;
+    case SioType::Disconnect:
+        if (!payload.empty()) return make_error("DISCONNECT carries a payload");
+        break;
+    case SioType::Event: {
+        if (payload.empty()) return make_error("EVENT has no payload");
+        if (!doc.IsArray()) return make_error("EVENT payload is not an array");
+        if (doc.Empty()) return make_error("EVENT payload is an empty array");
+        const rapidjson::Value& name = doc[0];
+        if (!name.IsString()) return make_error("EVENT name is not a string");
+        p.event.assign(name.GetString(), name.GetStringLength());
+        if (is_reserved_event_name(p.event)) return make_error("EVENT uses the reserved name \"" + p.event + "\"");
+        for (rapidjson::SizeType k = 1; k < doc.Size(); ++k) p.args.push_back(to_arg(doc[k]));
+        break;
+    }
+    case SioType::Ack:
+        if (!p.ack_id) return make_error("ACK has no id");
+        if (payload.empty() || !doc.IsArray()) return make_error("ACK payload is not an array");
+        for (const auto& v : doc.GetArray()) p.args.push_back(to_arg(v));
+        break;
+    default: break;  // refused above
+    }
+    return p;
+}
+
+}  // namespace
+
+bool is_reserved_event_name(std::string_view name) {
+    return name == "connect" || name == "connect_error" || name == "disconnect" || name == "disconnecting" ||
+           name == "newListener" || name == "removeListener";
+}
+
+Result<ClientPacket> parse_client_packet(std::string_view frame) {
+    if (frame.empty()) return make_error("empty frame");
+    ClientPacket p;
+    switch (frame[0]) {
+    case '0': return make_error("Engine.IO open from a client (only the server opens)");
+    case '1': p.eio = EioType::Close; return p;
+    case '2': return make_error("Engine.IO ping from a client (v4 heartbeats are sent by the server)");
+    case '3': p.eio = EioType::Pong; return p;
+    case '4': return parse_socketio(frame.substr(1));
+    case '5': return make_error("Engine.IO upgrade from a client (websocket is the only transport)");
+    case '6': p.eio = EioType::Noop; return p;
+    default: return make_error("unknown Engine.IO packet type");
+    }
+}
+
+std::string encode_open(std::string_view sid, std::uint64_t ping_interval_ms, std::uint64_t ping_timeout_ms,
+                        std::uint64_t max_payload) {
+    std::string out = "0{\"sid\":";
+    append_json_string(out, sid);
+    out += ",\"upgrades\":[],\"pingInterval\":";
+    out += std::to_string(ping_interval_ms);
+    out += ",\"pingTimeout\":";
+    out += std::to_string(ping_timeout_ms);
+    out += ",\"maxPayload\":";
+    out += std::to_string(max_payload);
+    out += '}';
+    return out;
+}
+
+std::string encode_connect(std::string_view sid) {
+    std::string out = "40{\"sid\":";
+    append_json_string(out, sid);
+    out += '}';
+    return out;
+}
+
+std::string encode_connect_error(std::string_view nsp, std::string_view message) {
+    std::string out = "44";
+    if (nsp != "/") {
+        out += nsp;
+        out += ',';
+    }
+    out += "{\"message\":";
+    append_json_string(out, message);
+    out += '}';
+    return out;
+}
+
+void append_event(std::string& out, std::string_view name, std::string_view payload_json) {
+    out += "42[";
+    append_json_string(out, name);
+    out += ',';
+    out += payload_json;
+    out += ']';
+}
+
+std::string encode_event(std::string_view name, std::string_view payload_json) {
+    std::string out;
+    out.reserve(name.size() + payload_json.size() + 8);
+    append_event(out, name, payload_json);
+    return out;
+}
+
+std::string encode_ack(std::uint64_t id, std::string_view payload_json) {
+    std::string out = "43";
+    out += std::to_string(id);
+    out += '[';
+    out += payload_json;
+    out += ']';
+    return out;
+}
+
+}  // namespace walcast

@@ -1,0 +1,867 @@
+// SocketIoServer on websocketpp 0.8.2 (asio, no TLS): Engine.IO v4 over WebSocket only,
+// Socket.IO v5 on "/", JWT auth, project rooms, serialize-once fan-out with bounded per-client
+// send buffers, and GET /healthz, /metrics and static files on the same listener.
+// The only translation unit that includes websocketpp. Every handler runs on the loop thread.
+#include "daemon/socketio_server.hpp"
+
+#include <openssl/rand.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "daemon/jwt.hpp"
+#include "daemon/socketio_packet.hpp"
+#include "routing/room_index.hpp"
+
+namespace walcast {
+
+namespace {
+
+// Carried by every websocketpp connection (config::connection_base): the session it belongs
+// to, so handlers find it without a map from connection handles.
+struct ConnectionSlot {
+    SessionId session_id = 0;
+};
+
+struct WsConfig : websocketpp::config::asio {
+    typedef WsConfig type;
+    typedef websocketpp::config::asio base;
+    typedef ConnectionSlot connection_base;
+
+    // websocketpp's own logging is compiled out; the server logs what matters itself.
+    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
+    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
+
+    // Bounds a peer that never finishes its HTTP request or never answers our close frame
+    // (a slow consumer closed with 4008 is dropped after this even if it reads nothing).
+    static const long timeout_open_handshake = 5000;
+    static const long timeout_close_handshake = 3000;
+    // Only GET requests are served: no body worth reading.
+    static const size_t max_http_body_size = 1024;
+};
+
+using WsServer = websocketpp::server<WsConfig>;
+using ConnectionPtr = WsServer::connection_ptr;
+using MessagePtr = WsServer::message_ptr;
+using websocketpp::connection_hdl;
+
+// join-project checks in flight per client (project_access = "query"). Past it the request
+// is refused with "busy" at once: a flood costs the database at most this many queries per
+// client at a time and never delays anyone else.
+constexpr std::size_t kMaxChecksInFlight = 16;
+constexpr std::size_t kMaxProjectIdBytes = 256;
+// After `44 unauthorized` the client closes by itself; this closes a client that does not.
+constexpr std::chrono::milliseconds kRefusedGrace{1000};
+constexpr std::size_t kMaxStaticFileBytes = 8 << 20;
+
+// Close codes (RFC 6455 §7.4; 4000-4999 are the application's).
+constexpr std::uint16_t kCloseNormal = 1000;
+constexpr std::uint16_t kCloseGoingAway = 1001;
+constexpr std::uint16_t kCloseProtocol = 1002;
+constexpr std::uint16_t kCloseUnsupported = 1003;
+constexpr std::uint16_t kClosePolicy = 1008;
+constexpr std::uint16_t kCloseTooBig = 1009;
+constexpr std::uint16_t kCloseSlowConsumer = 4008;
+
+enum class Phase : std::uint8_t {
+    AwaitingConnect,  // Engine.IO open sent; waiting for Socket.IO CONNECT
+    Connected,        // CONNECT accepted: in rooms, receives events
+    Refused,          // CONNECT refused: `44` sent, closing after a grace period
+};
+
+enum class CloseCause : std::uint8_t {
+    None,            // the client or websocketpp closed it
+    ClientLeft,      // Engine.IO close or Socket.IO DISCONNECT
+    ProtocolError,
+    SlowConsumer,
+    PingTimeout,
+    ConnectTimeout,
+    Unauthorized,
+    Shutdown,
+};
+
+std::string random_id() {
+    unsigned char bytes[15];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) {
+        // Not reachable on a working system; ids must still be unique and unguessable enough.
+        static std::mt19937_64 fallback{std::random_device{}()};
+        for (auto& b : bytes) b = static_cast<unsigned char>(fallback());
+    }
+    return base64url_encode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+}
+
+// Close reasons travel in a close frame: at most 123 bytes, printable ASCII here.
+std::string close_reason(std::string_view text) {
+    std::string out;
+    for (char c : text.substr(0, 120)) out.push_back(c >= 0x20 && c < 0x7F ? c : '?');
+    return out;
+}
+
+const char* content_type(const std::string& path) {
+    const auto dot = path.rfind('.');
+    const std::string ext = dot == std::string::npos ? "" : path.substr(dot + 1);
+    if (ext == "html" || ext == "htm") return "text/html; charset=utf-8";
+    if (ext == "js" || ext == "mjs") return "text/javascript; charset=utf-8";
+    if (ext == "css") return "text/css; charset=utf-8";
+    if (ext == "json") return "application/json";
+    if (ext == "svg") return "image/svg+xml";
+    if (ext == "png") return "image/png";
+    if (ext == "ico") return "image/x-icon";
+    if (ext == "txt") return "text/plain; charset=utf-8";
+    return "application/octet-stream";
+}
+
+// A request path that may be mapped under static_dir: only [A-Za-z0-9._-/], no empty,
+// "." or ".." segment, no segment starting with '.' (dotfiles stay private).
+bool safe_static_path(const std::string& path) {
+    if (path.empty() || path[0] != '/') return false;
+    std::size_t start = 1;
+    while (start <= path.size()) {
+        std::size_t end = path.find('/', start);
+        if (end == std::string::npos) end = path.size();
+        const std::string_view seg(path.data() + start, end - start);
+        if (seg.empty() && end != path.size()) return false;  // "//"
+        if (!seg.empty() && seg[0] == '.') return false;
+        for (char c : seg)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+        start = end + 1;
+    }
+    return true;
+}
+
+// Runs one handler's body; an exception (bad_alloc, a websocketpp state error) is logged
+// and dropped, because one escaping a handler would unwind io_context::run and stop the daemon.
+template <class F>
+void shielded(const char* where, F&& body) noexcept {
+    try {
+        body();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "walcast: internal error in %s handler: %s\n", where, e.what());
+    } catch (...) {
+        std::fprintf(stderr, "walcast: internal error in %s handler\n", where);
+    }
+}
+
+}  // namespace
+
+struct SocketIoServer::Impl {
+    struct Session {
+        explicit Session(boost::asio::io_context& io) : heartbeat(io), deadline(io) {}
+
+        SessionId id = 0;
+        ConnectionPtr con;
+        std::string engine_sid;  // Engine.IO sid; names the client in logs
+        std::string socket_sid;  // Socket.IO sid, sent in the CONNECT reply
+        std::string remote;
+        Phase phase = Phase::AwaitingConnect;
+        bool closing = false;    // no more frames are sent; the close is posted or under way
+        CloseCause cause = CloseCause::None;
+
+        std::string user, tenant;
+        std::optional<std::unordered_set<std::string>> token_projects;
+        std::unordered_set<std::string> projects;                // project rooms joined
+        std::unordered_map<std::string, std::uint64_t> pending;  // project -> ticket of its latest join check
+        std::size_t checks_in_flight = 0;
+        std::uint64_t next_ticket = 0;
+
+        boost::asio::steady_timer heartbeat;  // next ping, then the pong deadline
+        std::uint64_t heartbeat_gen = 0;      // ignores a wait that completed after being replaced
+        bool awaiting_pong = false;
+        boost::asio::steady_timer deadline;   // CONNECT timeout, or the close after a refusal
+        std::uint64_t deadline_gen = 0;
+    };
+
+    // Hands one event's frame to each recipient the room index yields. The frame is built
+    // and prepared at the first recipient, so an event nobody listens to costs nothing.
+    struct FanOut : RecipientSink {
+        Impl& impl;
+        const Event* event = nullptr;
+        MessagePtr message;
+        bool failed = false;
+        explicit FanOut(Impl& i) : impl(i) {}
+        void deliver(SessionId id) override {
+            if (!message && !failed) {
+                message = impl.frame_event(*event);
+                failed = !message;
+            }
+            // One client's failure must not cut the fan-out short for the rest.
+            if (message) shielded("publish", [&] { impl.deliver(id, message); });
+        }
+    };
+
+    boost::asio::io_context& io;
+    ServerOptions options;
+    ProjectAccess* query_access;
+    Metrics& metrics;
+    std::function<bool()> healthy;
+
+    WsServer ws;
+    // Prepares each event frame once (server side: unmasked); the result is sent as is.
+    WsConfig::rng_type rng;
+    WsConfig::con_msg_manager_type::ptr msg_manager = std::make_shared<WsConfig::con_msg_manager_type>();
+    websocketpp::processor::hybi13<WsConfig> framer{false, true, msg_manager, rng};
+
+    RoomIndex rooms;
+    std::unordered_map<SessionId, std::unique_ptr<Session>> sessions;
+    SessionId next_session = 0;
+    std::size_t connected = 0;  // sessions in Phase::Connected
+    std::uint16_t bound_port = 0;
+    bool initialized = false;
+    bool listening = false;
+    bool shutting_down = false;
+    bool warned_no_access = false;
+
+    // Callbacks from ProjectAccess and timers may outlive the server; they hold this weakly.
+    std::shared_ptr<char> alive = std::make_shared<char>();
+
+    // Log rate limit: a flood of bad clients must not flood stderr.
+    std::chrono::steady_clock::time_point log_window{};
+    unsigned log_lines = 0;
+    unsigned log_suppressed = 0;
+
+    Impl(boost::asio::io_context& io_, ServerOptions options_, ProjectAccess* access, Metrics& m,
+         std::function<bool()> healthy_)
+        : io(io_), options(std::move(options_)), query_access(access), metrics(m), healthy(std::move(healthy_)) {}
+
+    // ---- logging -------------------------------------------------------------------------
+
+    void log(const std::string& line) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - log_window >= std::chrono::seconds(1)) {
+            if (log_suppressed > 0) std::fprintf(stderr, "walcast: (%u client log lines suppressed)\n", log_suppressed);
+            log_window = now;
+            log_lines = 0;
+            log_suppressed = 0;
+        }
+        if (++log_lines > 50) {
+            ++log_suppressed;
+            return;
+        }
+        std::fprintf(stderr, "walcast: %s\n", line.c_str());
+    }
+
+    static std::string who(const Session& s) { return "client " + s.engine_sid + " (" + s.remote + ")"; }
+
+    // ---- setup ---------------------------------------------------------------------------
+
+    std::error_code init() {
+        if (initialized) return {};
+        websocketpp::lib::error_code ec;
+        ws.init_asio(&io, ec);
+        if (ec) return ec;
+        ws.clear_access_channels(websocketpp::log::alevel::all);
+        ws.clear_error_channels(websocketpp::log::elevel::all);
+        ws.set_user_agent("walcast");
+        ws.set_reuse_addr(true);
+        ws.set_max_message_size(options.max_frame);
+        ws.set_max_http_body_size(WsConfig::max_http_body_size);
+        ws.set_listen_backlog(1024);
+
+        std::weak_ptr<char> guard = alive;
+        ws.set_socket_init_handler([](connection_hdl, boost::asio::ip::tcp::socket& socket) {
+            boost::system::error_code ignored;
+            socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);  // events are small and latency matters
+        });
+        ws.set_validate_handler([this, guard](connection_hdl h) {
+            bool accept = false;
+            if (guard.lock()) shielded("upgrade", [&] { accept = on_validate(h); });
+            return accept;
+        });
+        ws.set_open_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("open", [&] { on_open(h); });
+        });
+        ws.set_message_handler([this, guard](connection_hdl h, MessagePtr m) {
+            if (guard.lock()) shielded("message", [&] { on_message(h, m); });
+        });
+        ws.set_close_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("close", [&] { on_close(h); });
+        });
+        ws.set_http_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("http", [&] { on_http(h); });
+        });
+        initialized = true;
+        return {};
+    }
+
+    std::error_code listen() {
+        if (listening) return std::make_error_code(std::errc::already_connected);
+        boost::system::error_code bec;
+        boost::asio::ip::tcp::resolver resolver(io);
+        auto results = resolver.resolve(options.host, std::to_string(options.port),
+                                        boost::asio::ip::tcp::resolver::passive, bec);
+        if (bec) return bec;
+        if (results.empty()) return std::make_error_code(std::errc::address_not_available);
+        const boost::asio::ip::tcp::endpoint endpoint = results.begin()->endpoint();
+
+        websocketpp::lib::error_code ec;
+        ws.listen(endpoint, ec);
+        if (ec) {
+            // websocketpp reports every bind failure as "pass through"; redo the bind on a
+            // scratch acceptor to say what it was (address in use, permission denied ...).
+            boost::asio::ip::tcp::acceptor probe(io);
+            boost::system::error_code pec;
+            probe.open(endpoint.protocol(), pec);
+            if (!pec) probe.set_option(boost::asio::socket_base::reuse_address(true), pec);
+            if (!pec) probe.bind(endpoint, pec);
+            return pec ? std::error_code(pec) : ec;
+        }
+        ws.start_accept(ec);
+        if (ec) return ec;
+        boost::system::error_code lec;
+        bound_port = ws.get_local_endpoint(lec).port();
+        listening = true;
+        return {};
+    }
+
+    // ---- handshake -----------------------------------------------------------------------
+
+    // Refuses an upgrade anywhere but /socket.io/?EIO=4&transport=websocket with 400 and an
+    // Engine.IO-style JSON body, as the reference server does.
+    bool on_validate(connection_hdl h) {
+        websocketpp::lib::error_code ec;
+        ConnectionPtr con = ws.get_con_from_hdl(h, ec);
+        if (ec) return false;
+        if (shutting_down) {
+            con->set_status(websocketpp::http::status_code::service_unavailable);
+            return false;
+        }
+        const std::string& resource = con->get_resource();
+        const auto q = resource.find('?');
+        const std::string path = resource.substr(0, q);
+        const std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(resource).substr(q + 1);
+        auto refuse = [&](websocketpp::http::status_code::value status, int code, const char* message) {
+            ++metrics.protocol_errors;
+            con->set_status(status);
+            con->replace_header("Content-Type", "application/json");
+            con->replace_header("Connection", "close");
+            con->set_body(std::string("{\"code\":") + std::to_string(code) + ",\"message\":\"" + message + "\"}");
+            return false;
+        };
+        if (path != "/socket.io/" && path != "/socket.io")
+            return refuse(websocketpp::http::status_code::not_found, 0, "Not found");
+
+        std::optional<std::string_view> eio, transport, sid;
+        for (std::size_t pos = 0; pos <= query.size();) {
+            std::size_t amp = query.find('&', pos);
+            if (amp == std::string_view::npos) amp = query.size();
+            const std::string_view pair = query.substr(pos, amp - pos);
+            const std::size_t eq = pair.find('=');
+            const std::string_view key = pair.substr(0, eq);
+            const std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+            if (key == "EIO") eio = value;
+            else if (key == "transport") transport = value;
+            else if (key == "sid") sid = value;
+            pos = amp + 1;
+        }
+        if (!eio || *eio != "4") return refuse(websocketpp::http::status_code::bad_request, 5, "Unsupported protocol version");
+        if (!transport || *transport != "websocket")
+            return refuse(websocketpp::http::status_code::bad_request, 0, "Transport unknown");
+        // An upgrade of a polling session: walcast never creates one.
+        if (sid) return refuse(websocketpp::http::status_code::bad_request, 1, "Session ID unknown");
+        return true;
+    }
+
+    void on_open(connection_hdl h) {
+        websocketpp::lib::error_code ec;
+        ConnectionPtr con = ws.get_con_from_hdl(h, ec);
+        if (ec) return;
+        ++metrics.connections_total;
+        auto owned = std::make_unique<Session>(io);
+        Session& s = *owned;
+        s.id = ++next_session;
+        s.con = con;
+        s.engine_sid = random_id();
+        s.remote = con->get_remote_endpoint();
+        con->session_id = s.id;
+        sessions.emplace(s.id, std::move(owned));
+
+        if (shutting_down) {
+            request_close(s, kCloseGoingAway, "going away", CloseCause::Shutdown);
+            return;
+        }
+        send_text(s, encode_open(s.engine_sid, static_cast<std::uint64_t>(options.ping_interval.count()),
+                                 static_cast<std::uint64_t>(options.ping_timeout.count()), options.max_frame));
+        arm_deadline(s, options.connect_timeout);
+        schedule_ping(s);
+    }
+
+    Session* session_of(connection_hdl h) {
+        websocketpp::lib::error_code ec;
+        ConnectionPtr con = ws.get_con_from_hdl(h, ec);
+        if (ec) return nullptr;
+        return find(con->session_id);
+    }
+
+    Session* find(SessionId id) {
+        auto it = sessions.find(id);
+        return it == sessions.end() ? nullptr : it->second.get();
+    }
+
+    // ---- timers --------------------------------------------------------------------------
+
+    // Engine.IO v4 heartbeat: `2` every ping_interval, `3` due within ping_timeout; the
+    // next ping is ping_interval after the pong, as in the reference server.
+    void schedule_ping(Session& s) {
+        s.awaiting_pong = false;
+        const std::uint64_t gen = ++s.heartbeat_gen;
+        s.heartbeat.expires_after(options.ping_interval);
+        s.heartbeat.async_wait([this, guard = std::weak_ptr<char>(alive), id = s.id, gen](const boost::system::error_code& ec) {
+            if (ec || !guard.lock()) return;
+            shielded("ping timer", [&] { on_ping_due(id, gen); });
+        });
+    }
+
+    void on_ping_due(SessionId id, std::uint64_t gen) {
+        Session* s = find(id);
+        if (!s || s->closing || s->heartbeat_gen != gen) return;
+        send_text(*s, encode_ping());
+        s->awaiting_pong = true;
+        const std::uint64_t pong_gen = ++s->heartbeat_gen;
+        s->heartbeat.expires_after(options.ping_timeout);
+        s->heartbeat.async_wait([this, guard = std::weak_ptr<char>(alive), id, pong_gen](const boost::system::error_code& ec) {
+            if (ec || !guard.lock()) return;
+            shielded("pong timer", [&] {
+                Session* s2 = find(id);
+                if (!s2 || s2->closing || s2->heartbeat_gen != pong_gen || !s2->awaiting_pong) return;
+                ++metrics.ping_timeouts;
+                log(who(*s2) + " closed: no pong within " + std::to_string(options.ping_timeout.count()) + " ms");
+                request_close(*s2, kCloseNormal, "ping timeout", CloseCause::PingTimeout);
+            });
+        });
+    }
+
+    void on_pong(Session& s) {
+        if (!s.awaiting_pong) return;  // unsolicited: harmless
+        schedule_ping(s);
+    }
+
+    // One deadline per session: the CONNECT timeout, later replaced by the post-refusal close.
+    void arm_deadline(Session& s, std::chrono::milliseconds after) {
+        const std::uint64_t gen = ++s.deadline_gen;
+        s.deadline.expires_after(after);
+        s.deadline.async_wait([this, guard = std::weak_ptr<char>(alive), id = s.id, gen](const boost::system::error_code& ec) {
+            if (ec || !guard.lock()) return;
+            shielded("deadline timer", [&] {
+                Session* s = find(id);
+                if (!s || s->closing || s->deadline_gen != gen) return;
+                if (s->phase == Phase::AwaitingConnect) {
+                    ++metrics.connect_timeouts;
+                    log(who(*s) + " closed: no CONNECT within " + std::to_string(options.connect_timeout.count()) +
+                        " ms");
+                    request_close(*s, kClosePolicy, "connect timeout", CloseCause::ConnectTimeout);
+                } else if (s->phase == Phase::Refused) {
+                    request_close(*s, kClosePolicy, "unauthorized", CloseCause::Unauthorized);
+                }
+            });
+        });
+    }
+
+    void cancel_deadline(Session& s) {
+        ++s.deadline_gen;
+        s.deadline.cancel();
+    }
+
+    // ---- sending and closing -------------------------------------------------------------
+
+    // Closes a client that lets more than max_send_buffer bytes pile up. Called after each
+    // frame queued to it; never blocks and never lets a queue grow past one frame over.
+    void check_backlog(Session& s) {
+        const std::size_t queued = s.con->get_buffered_amount();
+        if (queued <= options.max_send_buffer) return;
+        ++metrics.slow_consumer_closes;
+        log(who(s) + " closed: slow consumer (4008), " + std::to_string(queued) + " bytes queued");
+        request_close(s, kCloseSlowConsumer, "slow consumer", CloseCause::SlowConsumer);
+    }
+
+    void send_text(Session& s, const std::string& frame) {
+        if (s.closing) return;
+        const websocketpp::lib::error_code ec = s.con->send(frame, websocketpp::frame::opcode::text);
+        if (ec) return;  // already closing on websocketpp's side; its close handler follows
+        check_backlog(s);
+    }
+
+    void deliver(SessionId id, const MessagePtr& message) {
+        Session* s = find(id);
+        if (!s || s->closing || s->phase != Phase::Connected) return;
+        websocketpp::lib::error_code ec = s->con->send(message);
+        if (ec) return;
+        ++metrics.deliveries;
+        check_backlog(*s);
+    }
+
+    // Marks the session closing (nothing more is sent to it) and posts the close, so it is
+    // safe from inside a fan-out or any handler. The session itself is erased only by the
+    // close handler.
+    void request_close(Session& s, std::uint16_t code, const std::string& reason, CloseCause cause) {
+        if (s.closing) return;
+        s.closing = true;
+        s.cause = cause;
+        ++s.heartbeat_gen;
+        ++s.deadline_gen;
+        s.heartbeat.cancel();
+        s.deadline.cancel();
+        boost::asio::post(io, [this, guard = std::weak_ptr<char>(alive), con = s.con, code, reason] {
+            if (!guard.lock()) return;
+            websocketpp::lib::error_code ec;
+            shielded("close", [&] { con->close(code, reason, ec); });
+            // Not open any more (the peer's close crossed ours): websocketpp finishes it.
+        });
+    }
+
+    void protocol_error(Session& s, const std::string& what, std::uint16_t code = kCloseProtocol) {
+        ++metrics.protocol_errors;
+        log(who(s) + " closed: protocol error: " + what);
+        request_close(s, code, close_reason("protocol error: " + what), CloseCause::ProtocolError);
+    }
+
+    // ---- incoming frames -----------------------------------------------------------------
+
+    void on_message(connection_hdl h, MessagePtr msg) {
+        Session* s = session_of(h);
+        if (!s || s->closing) return;
+        if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+            protocol_error(*s, "binary frames are not supported", kCloseUnsupported);
+            return;
+        }
+        auto packet = parse_client_packet(msg->get_payload());
+        if (!packet) {
+            protocol_error(*s, packet.error().message);
+            return;
+        }
+        switch (packet->eio) {
+        case EioType::Pong: on_pong(*s); break;
+        case EioType::Noop: break;
+        case EioType::Close: request_close(*s, kCloseNormal, "client closed", CloseCause::ClientLeft); break;
+        case EioType::Message: on_socketio(*s, *packet); break;
+        default: protocol_error(*s, "unexpected Engine.IO packet"); break;  // parse_client_packet refuses the rest
+        }
+    }
+
+    void on_socketio(Session& s, ClientPacket& p) {
+        switch (p.type) {
+        case SioType::Connect: on_connect(s, p); break;
+        case SioType::Disconnect:
+            if (p.nsp != "/") return;  // never connected there: nothing to leave
+            rooms.leave_all(s.id);
+            request_close(s, kCloseNormal, "client disconnected", CloseCause::ClientLeft);
+            break;
+        case SioType::Event:
+            if (s.phase != Phase::Connected) return protocol_error(s, "EVENT before CONNECT");
+            if (p.nsp != "/") return protocol_error(s, "EVENT on namespace " + close_reason(p.nsp) + ", not connected");
+            on_event(s, p);
+            break;
+        case SioType::Ack:
+            // walcast never asks clients for acks.
+            if (s.phase != Phase::Connected) return protocol_error(s, "ACK before CONNECT");
+            break;
+        default: protocol_error(s, "unexpected Socket.IO packet"); break;
+        }
+    }
+
+    void on_connect(Session& s, const ClientPacket& p) {
+        if (p.nsp != "/") {
+            // Only "/" exists; the client gets connect_error for that namespace and "/" is unaffected.
+            send_text(s, encode_connect_error(p.nsp, "Invalid namespace"));
+            return;
+        }
+        if (s.phase == Phase::Connected) return protocol_error(s, "second CONNECT on \"/\"");
+        if (s.phase == Phase::Refused) return;  // closing after the grace period anyway
+
+        std::string why;
+        std::optional<Claims> claims;
+        if (!p.auth_token) {
+            why = p.has_auth ? "auth.token is missing or not a string" : "CONNECT carries no auth object";
+        } else {
+            const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+            auto verified = verify_jwt(*p.auth_token, options.jwt_secret, now, options.tenant_claim);
+            if (verified) claims = std::move(*verified);
+            else why = verified.error().message;
+        }
+        if (!claims) {
+            // The client learns "unauthorized" and nothing else; the log keeps the reason.
+            ++metrics.auth_failures;
+            log(who(s) + " unauthorized: " + why);
+            send_text(s, encode_connect_error("/", "unauthorized"));
+            s.phase = Phase::Refused;
+            arm_deadline(s, kRefusedGrace);
+            return;
+        }
+
+        cancel_deadline(s);
+        s.phase = Phase::Connected;
+        s.user = std::move(claims->subject);
+        s.tenant = std::move(claims->tenant);
+        if (claims->projects) s.token_projects.emplace(claims->projects->begin(), claims->projects->end());
+        s.socket_sid = random_id();
+        ++connected;
+        metrics.clients = connected;
+        rooms.join(s.id, "user:" + s.user);
+        rooms.join(s.id, "tenant:" + s.tenant);
+        send_text(s, encode_connect(s.socket_sid));
+    }
+
+    void reply(Session& s, const std::optional<std::uint64_t>& ack_id, const char* json) {
+        if (ack_id) send_text(s, encode_ack(*ack_id, json));
+    }
+
+    static constexpr const char* kOk = R"({"ok":true})";
+    static constexpr const char* kForbidden = R"({"ok":false,"error":"forbidden"})";
+    static constexpr const char* kTooManyRooms = R"({"ok":false,"error":"too many rooms"})";
+    static constexpr const char* kBusy = R"({"ok":false,"error":"busy"})";
+    static constexpr const char* kInvalidProject = R"({"ok":false,"error":"invalid project id"})";
+    static constexpr const char* kUnknownEvent = R"({"ok":false,"error":"unknown event"})";
+
+    // The project id argument of join-project / leave-project, or nullopt when malformed.
+    static std::optional<std::string> project_arg(const ClientPacket& p) {
+        if (p.args.empty() || !p.args[0].is_string) return std::nullopt;
+        const std::string& id = p.args[0].text;
+        if (id.empty() || id.size() > kMaxProjectIdBytes) return std::nullopt;
+        return id;
+    }
+
+    void on_event(Session& s, const ClientPacket& p) {
+        if (p.event == "join-project") return on_join(s, p);
+        if (p.event == "leave-project") return on_leave(s, p);
+        reply(s, p.ack_id, kUnknownEvent);  // without an ack id: ignored
+    }
+
+    void deny(Session& s, const std::optional<std::uint64_t>& ack_id, const char* json) {
+        ++metrics.join_denied;
+        reply(s, ack_id, json);
+    }
+
+    void on_join(Session& s, const ClientPacket& p) {
+        const auto project = project_arg(p);
+        if (!project) return deny(s, p.ack_id, kInvalidProject);
+        if (s.projects.count(*project)) {
+            // Already a member: access was checked when it joined.
+            ++metrics.join_allowed;
+            return reply(s, p.ack_id, kOk);
+        }
+        // Joins still being checked count against the limit, so a burst cannot overshoot it.
+        if (s.projects.size() + s.pending.size() >= options.max_rooms_per_client)
+            return deny(s, p.ack_id, kTooManyRooms);
+
+        if (options.project_access == "token") {
+            const bool allowed = s.token_projects && s.token_projects->count(*project) > 0;
+            return finish_join(s, *project, allowed, p.ack_id);
+        }
+        if (!query_access) {
+            if (!warned_no_access) {
+                warned_no_access = true;
+                std::fprintf(stderr, "walcast: project_access is \"%s\" but no project access checker is set; "
+                                     "every join-project is refused\n", options.project_access.c_str());
+            }
+            return deny(s, p.ack_id, kForbidden);
+        }
+        if (s.checks_in_flight >= kMaxChecksInFlight) return deny(s, p.ack_id, kBusy);
+
+        const std::uint64_t ticket = ++s.next_ticket;
+        s.pending[*project] = ticket;
+        ++s.checks_in_flight;
+        // `done` may run much later (or at once): it finds the session again by id, and does
+        // nothing if the session or the server is gone.
+        query_access->check(*project, s.tenant, s.user,
+                            [this, guard = std::weak_ptr<char>(alive), id = s.id, project = *project, ticket,
+                             ack = p.ack_id](bool allowed) {
+                                if (!guard.lock()) return;
+                                shielded("project access", [&] { on_check_done(id, project, ticket, ack, allowed); });
+                            });
+    }
+
+    void on_check_done(SessionId id, const std::string& project, std::uint64_t ticket,
+                       const std::optional<std::uint64_t>& ack, bool allowed) {
+        Session* s = find(id);
+        if (!s) return;
+        if (s->checks_in_flight > 0) --s->checks_in_flight;
+        auto pending = s->pending.find(project);
+        const bool current = pending != s->pending.end() && pending->second == ticket;
+        if (current) s->pending.erase(pending);
+        if (s->closing) return;
+        if (!current) {
+            // A later leave-project (or a later join, which decides) superseded this join:
+            // answer it, but do not join.
+            if (allowed) ++metrics.join_allowed;
+            else ++metrics.join_denied;
+            return reply(*s, ack, allowed ? kOk : kForbidden);
+        }
+        finish_join(*s, project, allowed, ack);
+    }
+
+    void finish_join(Session& s, const std::string& project, bool allowed, const std::optional<std::uint64_t>& ack) {
+        if (!allowed) return deny(s, ack, kForbidden);
+        if (!s.projects.count(project)) {
+            if (s.projects.size() >= options.max_rooms_per_client) return deny(s, ack, kTooManyRooms);
+            s.projects.insert(project);
+            rooms.join(s.id, "project:" + project);
+        }
+        ++metrics.join_allowed;
+        reply(s, ack, kOk);
+    }
+
+    void on_leave(Session& s, const ClientPacket& p) {
+        const auto project = project_arg(p);
+        if (!project) return reply(s, p.ack_id, kInvalidProject);
+        s.pending.erase(*project);  // a join still being checked will not take effect
+        if (s.projects.erase(*project)) rooms.leave(s.id, "project:" + *project);
+        reply(s, p.ack_id, kOk);
+    }
+
+    // ---- close ---------------------------------------------------------------------------
+
+    void on_close(connection_hdl h) {
+        websocketpp::lib::error_code ec;
+        ConnectionPtr con = ws.get_con_from_hdl(h, ec);
+        if (ec) return;
+        auto it = sessions.find(con->session_id);
+        if (it == sessions.end()) return;
+        Session& s = *it->second;
+        if (s.cause == CloseCause::None) {
+            // Closed by the client, or by websocketpp on bad framing: tell which by its code.
+            const auto code = con->get_local_close_code();
+            if (code == kCloseTooBig) {
+                ++metrics.oversized_frame_closes;
+                log(who(s) + " closed: frame over " + std::to_string(options.max_frame) + " bytes (1009)");
+            } else if (code == websocketpp::close::status::protocol_error ||
+                       code == websocketpp::close::status::invalid_payload) {
+                ++metrics.protocol_errors;
+                log(who(s) + " closed: bad WebSocket frame (" + std::to_string(code) + " " +
+                    close_reason(con->get_local_close_reason()) + ")");
+            }
+        }
+        if (s.phase == Phase::Connected) {
+            --connected;
+            metrics.clients = connected;
+        }
+        s.heartbeat.cancel();
+        s.deadline.cancel();
+        rooms.leave_all(s.id);
+        sessions.erase(it);  // pending access checks find no session and do nothing
+    }
+
+    // ---- plain HTTP ----------------------------------------------------------------------
+
+    void on_http(connection_hdl h) {
+        websocketpp::lib::error_code ec;
+        ConnectionPtr con = ws.get_con_from_hdl(h, ec);
+        if (ec) return;
+        using status = websocketpp::http::status_code::value;
+        auto respond = [&](status code, const char* type, std::string body) {
+            con->set_status(code);
+            con->replace_header("Content-Type", type);
+            con->replace_header("Cache-Control", "no-store");
+            // websocketpp serves one request per connection: say so, or keep-alive clients
+            // reuse a socket that is being closed and see "socket hang up".
+            con->replace_header("Connection", "close");
+            con->set_body(std::move(body));
+        };
+        const std::string& resource = con->get_resource();
+        const std::string path = resource.substr(0, resource.find('?'));
+        if (con->get_request().get_method() != "GET") {
+            con->replace_header("Allow", "GET");
+            return respond(websocketpp::http::status_code::method_not_allowed, "text/plain; charset=utf-8",
+                           "method not allowed\n");
+        }
+        if (path == "/healthz") {
+            const bool ok = !healthy || healthy();
+            return respond(ok ? websocketpp::http::status_code::ok : websocketpp::http::status_code::service_unavailable,
+                           "text/plain; charset=utf-8", ok ? "ok\n" : "not streaming\n");
+        }
+        if (path == "/metrics")
+            return respond(websocketpp::http::status_code::ok, "text/plain; version=0.0.4; charset=utf-8",
+                           metrics.render());
+        if (path == "/socket.io/" || path == "/socket.io")
+            // HTTP long-polling is not offered: clients must use transports: ["websocket"].
+            return respond(websocketpp::http::status_code::bad_request, "application/json",
+                           R"({"code":0,"message":"Transport unknown"})");
+        if (!options.static_dir.empty() && safe_static_path(path)) {
+            std::string file = options.static_dir + path;
+            if (file.back() == '/') file += "index.html";
+            std::error_code fec;
+            const auto size = std::filesystem::file_size(file, fec);
+            if (!fec && std::filesystem::is_regular_file(file, fec) && size <= kMaxStaticFileBytes) {
+                std::ifstream in(file, std::ios::binary);
+                std::ostringstream body;
+                body << in.rdbuf();
+                if (in) return respond(websocketpp::http::status_code::ok, content_type(file), body.str());
+            }
+        }
+        respond(websocketpp::http::status_code::not_found, "text/plain; charset=utf-8", "not found\n");
+    }
+
+    // ---- publish and shutdown ------------------------------------------------------------
+
+    // Serialize once, frame once: the returned message is handed to every recipient as it is
+    // (websocketpp's send() queues a prepared message without copying or re-framing it).
+    MessagePtr frame_event(const Event& event) {
+        auto raw = msg_manager->get_message(websocketpp::frame::opcode::text, 0);
+        std::string& text = raw->get_raw_payload();
+        text.reserve(event.name.size() + event.payload.size() + 8);
+        append_event(text, event.name, event.payload);
+        MessagePtr prepared = msg_manager->get_message();
+        const websocketpp::lib::error_code ec = framer.prepare_data_frame(raw, prepared);
+        if (ec) {
+            // Only invalid UTF-8 gets here, which the router's JSON writer never produces.
+            std::fprintf(stderr, "walcast: event %s at %s:%u not sent: %s\n", event.name.c_str(),
+                         event.end_lsn.str().c_str(), event.index, ec.message().c_str());
+            return nullptr;
+        }
+        return prepared;
+    }
+
+    void publish(const std::vector<Event>& events) {
+        for (const Event& event : events) {
+            FanOut fan_out(*this);
+            fan_out.event = &event;
+            rooms.for_each_recipient(event.rooms, fan_out);
+        }
+    }
+
+    void shutdown() {
+        if (shutting_down) return;
+        shutting_down = true;
+        if (listening) {
+            websocketpp::lib::error_code ec;
+            ws.stop_listening(ec);
+            listening = false;
+        }
+        for (auto& [id, s] : sessions) request_close(*s, kCloseGoingAway, "going away", CloseCause::Shutdown);
+    }
+};
+
+SocketIoServer::SocketIoServer(boost::asio::io_context& io, ServerOptions options, ProjectAccess* query_access,
+                               Metrics& metrics, std::function<bool()> healthy)
+    : impl_(std::make_unique<Impl>(io, std::move(options), query_access, metrics, std::move(healthy))) {}
+
+SocketIoServer::~SocketIoServer() = default;
+
+std::error_code SocketIoServer::listen() {
+    if (auto ec = impl_->init()) return ec;
+    return impl_->listen();
+}
+
+std::uint16_t SocketIoServer::port() const { return impl_->bound_port; }
+
+void SocketIoServer::publish(const std::vector<Event>& events) { impl_->publish(events); }
+
+void SocketIoServer::shutdown() { impl_->shutdown(); }
+
+std::size_t SocketIoServer::clients() const { return impl_->connected; }
+
+}  // namespace walcast
