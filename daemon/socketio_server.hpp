@@ -60,6 +60,8 @@ public:
     // Stops accepting and closes every client with 1001 (going away).
     void shutdown();
 
+    // Socket.IO sessions that completed CONNECT (the walcast_clients gauge); connections
+    // still before or refused at CONNECT are not counted.
     std::size_t clients() const;
 
 private:
