@@ -327,6 +327,21 @@ export class Cluster {
     return end;
   }
 
+  // Server control for restart tests; the directory and the data stay. mode: smart|fast|immediate.
+  async restartServer({ mode = 'fast' } = {}) {
+    await this._server('pg_ctl', ['-D', this.dataDir, '-l', this.logFile, '-m', mode, '-w', '-t', '60', 'restart'],
+      { timeoutMs: 90_000 });
+  }
+
+  async stopServer({ mode = 'fast' } = {}) {
+    await this._server('pg_ctl', ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], { timeoutMs: 90_000 });
+  }
+
+  async startServer() {
+    await this._server('pg_ctl', ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start'],
+      { timeoutMs: 90_000 });
+  }
+
   serverLog() {
     try {
       return readFileSync(this.logFile, 'utf8');
