@@ -3,6 +3,7 @@
 
 #include "daemon/check.hpp"
 #include "daemon/demo.hpp"
+#include "daemon/log.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/run.hpp"
 
@@ -24,6 +25,9 @@ int main(int argc, char** argv) {
     run_cmd->add_option("--slot", run.slot, "replication slot (overrides [postgres] slot)");
     run_cmd->add_option("--listen", run.listen, "HOST:PORT (overrides [server] listen)");
     run_cmd->add_option("--record", run.record, "append every wal2json line received to FILE");
+    std::string log_level;
+    app.add_option("--log-level", log_level, "error, warning, notice, info (default) or debug; env WALCAST_LOG_LEVEL")
+        ->check([](const std::string& v) { return walcast::parse_log_level(v) ? std::string() : "unknown log level " + v; });
 
     walcast::CheckOptions check;
     CLI::App* check_cmd = app.add_subcommand("check", "validate the config and the database, and say what to fix");
@@ -42,6 +46,7 @@ int main(int argc, char** argv) {
         int code = app.exit(e);
         return code == 0 ? 0 : 2;
     }
+    if (!log_level.empty()) walcast::set_log_level(*walcast::parse_log_level(log_level));
     if (*replay_cmd) return walcast::run_replay(replay);
     if (*run_cmd) return walcast::run_daemon(run);
     if (*check_cmd) return walcast::run_check(check);

@@ -2,7 +2,7 @@
 #include "daemon/project_access.hpp"
 
 #include <boost/asio/post.hpp>
-#include <cstdio>
+#include "daemon/log.hpp"
 
 namespace walcast {
 
@@ -106,7 +106,7 @@ void QueryProjectAccess::await(Connection& c) {
             if (st == PGRES_TUPLES_OK) allowed = allowed || PQntuples(r) > 0;
             else if (st != PGRES_COMMAND_OK) {
                 failed = true;
-                std::fprintf(stderr, "walcast: project access query failed: %s", PQresultErrorMessage(r));
+                log_warning(std::string("project access query failed: ") + PQresultErrorMessage(r));
             }
             PQclear(r);
         }
@@ -123,8 +123,7 @@ void QueryProjectAccess::finish(Connection& c, bool allowed) {
 }
 
 void QueryProjectAccess::reset(Connection& c, const char* why) {
-    std::fprintf(stderr, "walcast: project access connection: %s%s%s\n", why, c.conn ? ": " : "",
-                 c.conn ? PQerrorMessage(c.conn) : "");
+    log_warning(std::string("project access connection: ") + why + (c.conn ? std::string(": ") + PQerrorMessage(c.conn) : ""));
     c.alive.reset();
     c.timer.cancel();
     c.socket.detach();

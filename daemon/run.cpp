@@ -18,6 +18,7 @@
 #include <memory>
 #include <sstream>
 
+#include "daemon/log.hpp"
 #include "daemon/project_access.hpp"
 #include "daemon/replication_stream.hpp"
 #include "daemon/socketio_server.hpp"
@@ -29,8 +30,6 @@
 namespace walcast {
 
 namespace {
-
-void log(const std::string& line) { std::fprintf(stderr, "walcast: %s\n", line.c_str()); }
 
 bool split_listen(const std::string& listen, std::string& host, std::uint16_t& port) {
     auto colon = listen.rfind(':');
@@ -98,10 +97,10 @@ public:
 
     int run() {
         if (auto ec = server_.listen()) {
-            log("cannot listen on " + config_.listen + ": " + ec.message());
+            log_error("cannot listen on " + config_.listen + ": " + ec.message());
             return 1;
         }
-        log("listening on " + config_.listen + "; streaming slot \"" + config_.slot + "\"");
+        log_notice("listening on " + config_.listen + "; streaming slot \"" + config_.slot + "\"");
         start_watchdog();
         stream_.start();
         io_.run();
@@ -109,7 +108,7 @@ public:
     }
 
     void stop_on_signal(int signo) {
-        log(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
+        log_notice(std::string("received ") + (signo == SIGTERM ? "SIGTERM" : "SIGINT") + ", stopping");
         sd_notify(0, "STOPPING=1");
         stopping_ = true;
         retry_timer_.cancel();
@@ -126,7 +125,7 @@ public:
     void on_streaming() override {
         metrics_.streaming = true;
         backoff_ = std::chrono::seconds(1);
-        log("streaming from slot \"" + config_.slot + "\" at " + stream_.confirmed().str());
+        log_notice("streaming from slot \"" + config_.slot + "\" at " + stream_.confirmed().str());
         if (!ready_sent_) {
             sd_notify(0, "READY=1");
             ready_sent_ = true;
@@ -141,7 +140,7 @@ public:
         }
         if (auto err = decode_wal2json_line(line, change_)) {
             ++metrics_.malformed_lines;
-            log("malformed wal2json line after " + stream_.received().str() + ": " + err->message);
+            log_warning("malformed wal2json line after " + stream_.received().str() + ": " + err->message);
             assembler_.damage("a malformed line after " + stream_.received().str());
             return;
         }
@@ -154,7 +153,7 @@ public:
             if (change_.action == Action::Commit) skipping_ = false;
             return;
         }
-        if (auto err = assembler_.feed(change_)) log("wal2json stream: " + err->message);
+        if (auto err = assembler_.feed(change_)) log_warning("wal2json stream: " + err->message);
         if (change_.action == Action::Commit) {
             if (record_) std::fflush(record_);
             // The router has handed this transaction's events to every subscriber queue
@@ -182,14 +181,14 @@ public:
         assembler_.finish("the replication connection was lost before its commit");
         if (stopping_) return;
         if (reason.kind == StopKind::Fatal) {
-            log("fatal: " + reason.message);
+            log_error("fatal: " + reason.message);
             exit_code_ = 1;
             server_.shutdown();
             io_.stop();
             return;
         }
         ++metrics_.replication_reconnects;
-        log(reason.message + "; retrying in " + std::to_string(backoff_.count()) + " s");
+        log_warning(reason.message + "; retrying in " + std::to_string(backoff_.count()) + " s");
         retry_timer_.expires_after(backoff_);
         retry_timer_.async_wait([this](const boost::system::error_code& ec) {
             if (!ec && !stopping_) stream_.start();
@@ -278,7 +277,7 @@ int serve(Config config, ServerOptions server, std::FILE* record, const sigset_t
 int run_daemon(const RunOptions& options) {
     auto loaded = load_config(options.config_path);
     if (!loaded) {
-        std::fprintf(stderr, "walcast run: %s\n", loaded.error().message.c_str());
+        log_error(loaded.error().message);
         return 2;
     }
     Config config = std::move(*loaded);
@@ -286,18 +285,18 @@ int run_daemon(const RunOptions& options) {
     if (!options.slot.empty()) config.slot = options.slot;
     if (!options.listen.empty()) config.listen = options.listen;
     if (config.dsn.empty()) {
-        std::fprintf(stderr, "walcast run: no database: set [postgres] dsn or --dsn\n");
+        log_error("no database: set [postgres] dsn or --dsn");
         return 2;
     }
 
     ServerOptions server;
     if (!split_listen(config.listen, server.host, server.port)) {
-        std::fprintf(stderr, "walcast run: listen address \"%s\" is not HOST:PORT\n", config.listen.c_str());
+        log_error("listen address \"" + config.listen + "\" is not HOST:PORT");
         return 2;
     }
     std::string error;
     if (!load_secret(config, server.jwt_secret, error)) {
-        std::fprintf(stderr, "walcast run: %s\n", error.c_str());
+        log_error(error);
         return 2;
     }
     server.tenant_claim = config.tenant_claim;
@@ -307,7 +306,7 @@ int run_daemon(const RunOptions& options) {
     if (!options.record.empty()) {
         record = std::fopen(options.record.c_str(), "ab");
         if (!record) {
-            std::fprintf(stderr, "walcast run: cannot open %s: %s\n", options.record.c_str(), std::strerror(errno));
+            log_error("cannot open " + options.record + ": " + std::strerror(errno));
             return 2;
         }
     }
