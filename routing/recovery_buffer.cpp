@@ -1,0 +1,67 @@
+// RecoveryBuffer (see recovery_buffer.hpp).
+#include "routing/recovery_buffer.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace walcast {
+
+std::optional<EventOffset> EventOffset::parse(std::string_view text) {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    auto lsn = Lsn::parse(text.substr(0, colon));
+    if (!lsn) return std::nullopt;
+    std::uint32_t index = 0;
+    const std::string_view digits = text.substr(colon + 1);
+    auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size()) return std::nullopt;
+    return EventOffset{*lsn, index};
+}
+
+std::string EventOffset::str() const { return lsn.str() + ":" + std::to_string(index); }
+
+void RecoveryBuffer::evict_front() {
+    bytes_ -= events_.front().bytes;
+    last_evicted_ = events_.front().offset;
+    ++evicted_;
+    events_.pop_front();
+}
+
+void RecoveryBuffer::push(BufferedEvent event, std::int64_t now_ms) {
+    if (event.bytes == 0 && event.frame) event.bytes = event.frame->size();
+    event.at_ms = now_ms;
+    bytes_ += event.bytes;
+    events_.push_back(std::move(event));
+    while (!events_.empty() && bytes_ > max_bytes_) evict_front();
+    expire(now_ms);
+}
+
+void RecoveryBuffer::expire(std::int64_t now_ms) {
+    while (!events_.empty() && now_ms - events_.front().at_ms > window_ms_) evict_front();
+}
+
+bool RecoveryBuffer::covers(const EventOffset& offset) const {
+    return !last_evicted_ || *last_evicted_ <= offset;
+}
+
+std::vector<const BufferedEvent*> RecoveryBuffer::after(const EventOffset& offset,
+                                                        const std::vector<std::string>& rooms) const {
+    std::vector<const BufferedEvent*> out;
+    // Offsets increase along the deque: binary search for the first one past `offset`.
+    auto it = std::upper_bound(events_.begin(), events_.end(), offset,
+                               [](const EventOffset& o, const BufferedEvent& e) { return o < e.offset; });
+    for (; it != events_.end(); ++it) {
+        const bool member = std::any_of(it->rooms.begin(), it->rooms.end(), [&](const std::string& r) {
+            return std::find(rooms.begin(), rooms.end(), r) != rooms.end();
+        });
+        if (member) out.push_back(&*it);
+    }
+    return out;
+}
+
+std::optional<EventOffset> RecoveryBuffer::newest() const {
+    if (events_.empty()) return std::nullopt;
+    return events_.back().offset;
+}
+
+}  // namespace walcast

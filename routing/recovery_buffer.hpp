@@ -1,0 +1,75 @@
+// RecoveryBuffer: the recent events kept for Socket.IO connection-state recovery, bounded by
+// age and by bytes (SPEC §9, issue 5). Each event keeps its offset (the eventId: commit end
+// LSN and index), its rooms and its already-serialized frame, shared with the fan-out.
+// Pure: the clock is passed in. Owned by the loop thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "decoder/lsn.hpp"
+
+namespace walcast {
+
+// An event's position: "0/153C6A8:3" is transaction end 0/153C6A8, fourth event of it.
+struct EventOffset {
+    Lsn lsn;
+    std::uint32_t index = 0;
+
+    static std::optional<EventOffset> parse(std::string_view text);
+    std::string str() const;
+
+    friend bool operator<(const EventOffset& a, const EventOffset& b) {
+        return a.lsn != b.lsn ? a.lsn < b.lsn : a.index < b.index;
+    }
+    friend bool operator==(const EventOffset& a, const EventOffset& b) { return a.lsn == b.lsn && a.index == b.index; }
+    friend bool operator<=(const EventOffset& a, const EventOffset& b) { return !(b < a); }
+};
+
+struct BufferedEvent {
+    EventOffset offset;
+    std::vector<std::string> rooms;
+    std::shared_ptr<const std::string> frame;  // the Socket.IO text frame, sent as is
+    std::int64_t at_ms = 0;                    // when it was buffered (caller's clock)
+    std::size_t bytes = 0;                     // what it costs the byte budget
+};
+
+class RecoveryBuffer {
+public:
+    RecoveryBuffer(std::int64_t window_ms, std::size_t max_bytes) : window_ms_(window_ms), max_bytes_(max_bytes) {}
+
+    // Appends an event; offsets must increase. Evicts what falls out of either bound.
+    void push(BufferedEvent event, std::int64_t now_ms);
+
+    // Drops events older than the window.
+    void expire(std::int64_t now_ms);
+
+    // True when every event after `offset` is still here: nothing after it was evicted.
+    // An offset older than the oldest eviction cannot be recovered.
+    bool covers(const EventOffset& offset) const;
+
+    // Events after `offset` that were sent to any of `rooms`, in order.
+    std::vector<const BufferedEvent*> after(const EventOffset& offset, const std::vector<std::string>& rooms) const;
+
+    std::size_t size() const { return events_.size(); }
+    std::size_t bytes() const { return bytes_; }
+    std::uint64_t evicted() const { return evicted_; }
+    std::optional<EventOffset> newest() const;
+
+private:
+    std::int64_t window_ms_;
+    std::size_t max_bytes_;
+    std::deque<BufferedEvent> events_;
+    std::size_t bytes_ = 0;
+    std::uint64_t evicted_ = 0;
+    std::optional<EventOffset> last_evicted_;  // newest offset no longer here
+
+    void evict_front();
+};
+
+}  // namespace walcast
