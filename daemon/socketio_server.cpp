@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -24,6 +23,7 @@
 #include <unordered_set>
 
 #include "daemon/jwt.hpp"
+#include "daemon/log.hpp"
 #include "daemon/socketio_packet.hpp"
 #include "routing/room_index.hpp"
 
@@ -150,9 +150,9 @@ void shielded(const char* where, F&& body) noexcept {
     try {
         body();
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "walcast: internal error in %s handler: %s\n", where, e.what());
+        log_error(std::string("internal error in ") + where + " handler: " + e.what());
     } catch (...) {
-        std::fprintf(stderr, "walcast: internal error in %s handler\n", where);
+        log_error(std::string("internal error in ") + where + " handler");
     }
 }
 
@@ -239,10 +239,13 @@ struct SocketIoServer::Impl {
 
     // ---- logging -------------------------------------------------------------------------
 
-    void log(const std::string& line) {
+    // One line about one client, at most 50 a second.
+    void log(LogLevel level, const std::string& line) {
+        if (!log_enabled(level)) return;
         const auto now = std::chrono::steady_clock::now();
         if (now - log_window >= std::chrono::seconds(1)) {
-            if (log_suppressed > 0) std::fprintf(stderr, "walcast: (%u client log lines suppressed)\n", log_suppressed);
+            if (log_suppressed > 0)
+                log_warning("(" + std::to_string(log_suppressed) + " client log lines suppressed in the last second)");
             log_window = now;
             log_lines = 0;
             log_suppressed = 0;
@@ -251,7 +254,7 @@ struct SocketIoServer::Impl {
             ++log_suppressed;
             return;
         }
-        std::fprintf(stderr, "walcast: %s\n", line.c_str());
+        log_line(level, line);
     }
 
     static std::string who(const Session& s) { return "client " + s.engine_sid + " (" + s.remote + ")"; }
@@ -438,7 +441,7 @@ struct SocketIoServer::Impl {
                 Session* s2 = find(id);
                 if (!s2 || s2->closing || s2->heartbeat_gen != pong_gen || !s2->awaiting_pong) return;
                 ++metrics.ping_timeouts;
-                log(who(*s2) + " closed: no pong within " + std::to_string(options.ping_timeout.count()) + " ms");
+                log(LogLevel::Info, who(*s2) + " closed: no pong within " + std::to_string(options.ping_timeout.count()) + " ms");
                 request_close(*s2, kCloseNormal, "ping timeout", CloseCause::PingTimeout);
             });
         });
@@ -460,7 +463,7 @@ struct SocketIoServer::Impl {
                 if (!s || s->closing || s->deadline_gen != gen) return;
                 if (s->phase == Phase::AwaitingConnect) {
                     ++metrics.connect_timeouts;
-                    log(who(*s) + " closed: no CONNECT within " + std::to_string(options.connect_timeout.count()) +
+                    log(LogLevel::Info, who(*s) + " closed: no CONNECT within " + std::to_string(options.connect_timeout.count()) +
                         " ms");
                     request_close(*s, kClosePolicy, "connect timeout", CloseCause::ConnectTimeout);
                 } else if (s->phase == Phase::Refused) {
@@ -483,7 +486,7 @@ struct SocketIoServer::Impl {
         const std::size_t queued = s.con->get_buffered_amount();
         if (queued <= options.max_send_buffer) return;
         ++metrics.slow_consumer_closes;
-        log(who(s) + " closed: slow consumer (4008), " + std::to_string(queued) + " bytes queued");
+        log(LogLevel::Warning, who(s) + " closed: slow consumer (4008), " + std::to_string(queued) + " bytes queued");
         request_close(s, kCloseSlowConsumer, "slow consumer", CloseCause::SlowConsumer);
     }
 
@@ -524,7 +527,7 @@ struct SocketIoServer::Impl {
 
     void protocol_error(Session& s, const std::string& what, std::uint16_t code = kCloseProtocol) {
         ++metrics.protocol_errors;
-        log(who(s) + " closed: protocol error: " + what);
+        log(LogLevel::Notice, who(s) + " closed: protocol error: " + what);
         request_close(s, code, close_reason("protocol error: " + what), CloseCause::ProtocolError);
     }
 
@@ -596,7 +599,7 @@ struct SocketIoServer::Impl {
         if (!claims) {
             // The client learns "unauthorized" and nothing else; the log keeps the reason.
             ++metrics.auth_failures;
-            log(who(s) + " unauthorized: " + why);
+            log(LogLevel::Notice, who(s) + " unauthorized: " + why);
             send_text(s, encode_connect_error("/", "unauthorized"));
             s.phase = Phase::Refused;
             arm_deadline(s, kRefusedGrace);
@@ -665,8 +668,8 @@ struct SocketIoServer::Impl {
         if (!query_access) {
             if (!warned_no_access) {
                 warned_no_access = true;
-                std::fprintf(stderr, "walcast: project_access is \"%s\" but no project access checker is set; "
-                                     "every join-project is refused\n", options.project_access.c_str());
+                log_error("project_access is \"" + options.project_access +
+                          "\" but no project access checker is set; every join-project is refused");
             }
             return deny(s, p.ack_id, kForbidden);
         }
@@ -737,11 +740,11 @@ struct SocketIoServer::Impl {
             const auto code = con->get_local_close_code();
             if (code == kCloseTooBig) {
                 ++metrics.oversized_frame_closes;
-                log(who(s) + " closed: frame over " + std::to_string(options.max_frame) + " bytes (1009)");
+                log(LogLevel::Notice, who(s) + " closed: frame over " + std::to_string(options.max_frame) + " bytes (1009)");
             } else if (code == websocketpp::close::status::protocol_error ||
                        code == websocketpp::close::status::invalid_payload) {
                 ++metrics.protocol_errors;
-                log(who(s) + " closed: bad WebSocket frame (" + std::to_string(code) + " " +
+                log(LogLevel::Notice, who(s) + " closed: bad WebSocket frame (" + std::to_string(code) + " " +
                     close_reason(con->get_local_close_reason()) + ")");
             }
         }
@@ -818,8 +821,8 @@ struct SocketIoServer::Impl {
         const websocketpp::lib::error_code ec = framer.prepare_data_frame(raw, prepared);
         if (ec) {
             // Only invalid UTF-8 gets here, which the router's JSON writer never produces.
-            std::fprintf(stderr, "walcast: event %s at %s:%u not sent: %s\n", event.name.c_str(),
-                         event.end_lsn.str().c_str(), event.index, ec.message().c_str());
+            log_error("event " + event.name + " " + event.end_lsn.str() + ":" + std::to_string(event.index) +
+                      " not sent: " + ec.message());
             return nullptr;
         }
         return prepared;
