@@ -169,6 +169,7 @@ const std::vector<Section>& sections() {
         {"auth", {"jwt_secret_file", "tenant_claim", "project_access", "project_access_sql"}},
         {"limits", {"max_events_per_transaction"}},
         {"events", {"numbers_as_strings"}},
+        {"recovery", {"window_seconds", "max_bytes", "state_dir"}},
     };
     return all;
 }
@@ -416,6 +417,24 @@ void read_events(Checker& check, const toml::table& t, Config& cfg) {
     if (const auto* v = t.get("numbers_as_strings")) check.read(*v, "events.numbers_as_strings", cfg.numbers_as_strings);
 }
 
+void read_recovery(Checker& check, const toml::table& t, Config& cfg) {
+    if (const auto* v = t.get("window_seconds")) {
+        std::int64_t seconds = 0;
+        if (check.read(*v, "recovery.window_seconds", seconds)) {
+            if (seconds >= 0) cfg.recovery_window_seconds = static_cast<std::size_t>(seconds);
+            else check.report(line_of(*v), "recovery.window_seconds", "must be 0 (off) or more, got " + std::to_string(seconds));
+        }
+    }
+    if (const auto* v = t.get("max_bytes")) {
+        std::int64_t bytes = 0;
+        if (check.read(*v, "recovery.max_bytes", bytes)) {
+            if (bytes > 0) cfg.recovery_max_bytes = static_cast<std::size_t>(bytes);
+            else check.report(line_of(*v), "recovery.max_bytes", "must be a positive integer, got " + std::to_string(bytes));
+        }
+    }
+    if (const auto* v = t.get("state_dir")) check.read(*v, "recovery.state_dir", cfg.state_dir);
+}
+
 struct RoutedTable {
     std::size_t model;  // 1-based, as in messages
     std::size_t line;
@@ -575,6 +594,7 @@ void read_root(Checker& check, const toml::table& root, Config& cfg) {
             else if (name == "auth") read_auth(check, *table, cfg);
             else if (name == "limits") read_limits(check, *table, cfg);
             else if (name == "events") read_events(check, *table, cfg);
+            else if (name == "recovery") read_recovery(check, *table, cfg);
             continue;
         }
         if (value.is_table() || value.is_array_of_tables()) {

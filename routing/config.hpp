@@ -66,6 +66,10 @@ struct Config {
     std::size_t max_events_per_transaction = 10000;
     // [events]
     bool numbers_as_strings = false;  // int8/numeric values sent as JSON strings
+    // [recovery]: Socket.IO connection-state recovery (0 seconds: off).
+    std::size_t recovery_window_seconds = 120;
+    std::size_t recovery_max_bytes = std::size_t(64) << 20;
+    std::string state_dir;  // durable recovery state; default $STATE_DIRECTORY (systemd)
 
     std::vector<ModelConfig> models;
 

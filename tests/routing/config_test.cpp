@@ -380,20 +380,20 @@ slot = "walcast"
 
 [postgress]
 dsn = "x"
-)") == "walcast.toml:4: postgress: unknown section; allowed sections: postgres, server, auth, limits, events, model");
+)") == "walcast.toml:4: postgress: unknown section; allowed sections: postgres, server, auth, limits, events, recovery, model");
         CHECK(error_of(R"(
 [[models]]
 table = "public.Task"
-)") == "walcast.toml:1: models: unknown section; allowed sections: postgres, server, auth, limits, events, model");
+)") == "walcast.toml:1: models: unknown section; allowed sections: postgres, server, auth, limits, events, recovery, model");
     }
 
     TEST_CASE("a bare key above the first section says where it belongs") {
         CHECK(error_of(R"(
 slot = "walcast"
 )") == "walcast.toml:1: slot: unknown top-level key (it belongs in [postgres]); "
-       "allowed sections: postgres, server, auth, limits, events, model");
+       "allowed sections: postgres, server, auth, limits, events, recovery, model");
         CHECK(error_of("verbose = true\n") ==
-              "walcast.toml:1: verbose: unknown top-level key; allowed sections: postgres, server, auth, limits, events, model");
+              "walcast.toml:1: verbose: unknown top-level key; allowed sections: postgres, server, auth, limits, events, recovery, model");
     }
 
     TEST_CASE("unknown key names the key and lists the allowed ones") {
@@ -705,5 +705,24 @@ TEST_SUITE("examples/walcast.toml") {
         REQUIRE(note != nullptr);
         REQUIRE(note->rooms.size() == 1);
         CHECK(note->rooms[0].alternatives.size() == 2);
+    }
+}
+
+TEST_SUITE("config recovery") {
+    TEST_CASE("[recovery] defaults, values and errors") {
+        auto d = walcast::parse_config("", "r.toml");
+        REQUIRE(d);
+        CHECK(d->recovery_window_seconds == 120);
+        CHECK(d->recovery_max_bytes == (std::size_t(64) << 20));
+        CHECK(d->state_dir.empty());
+        auto c = walcast::parse_config("[recovery]\nwindow_seconds = 30\nmax_bytes = 1048576\nstate_dir = \"/var/lib/walcast\"\n", "r.toml");
+        REQUIRE(c);
+        CHECK(c->recovery_window_seconds == 30);
+        CHECK(c->recovery_max_bytes == 1048576);
+        CHECK(c->state_dir == "/var/lib/walcast");
+        auto bad = walcast::parse_config("[recovery]\nwindow_seconds = -1\nmax_bytes = 0\n", "r.toml");
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error().message.find("r.toml:2: recovery.window_seconds: must be 0 (off) or more, got -1") != std::string::npos);
+        CHECK(bad.error().message.find("r.toml:3: recovery.max_bytes: must be a positive integer, got 0") != std::string::npos);
     }
 }
