@@ -67,6 +67,18 @@ std::string Metrics::render() const {
     metric(out, "walcast_ping_timeouts_total", "counter", "Clients closed for not answering a ping.", ping_timeouts);
     metric(out, "walcast_project_joins_total", "counter", "join-project requests allowed.", join_allowed);
     metric(out, "walcast_project_joins_denied_total", "counter", "join-project requests refused.", join_denied);
+    metric(out, "walcast_recovery_buffer_events", "gauge", "Events held for connection-state recovery.",
+           recovery_buffer_events);
+    metric(out, "walcast_recovery_buffer_bytes", "gauge", "Bytes held for connection-state recovery.", recovery_buffer_bytes);
+    metric(out, "walcast_recovery_buffer_evicted_total", "counter", "Events evicted from the recovery buffer (age or bytes).",
+           recovery_buffer_evicted);
+    metric(out, "walcast_detached_sessions", "gauge", "Disconnected sessions that may still resume.", detached_sessions);
+    metric(out, "walcast_recoveries_total", "counter", "Reconnects resumed with every missed event.", recoveries);
+    metric(out, "walcast_recovery_misses_total", "counter", "Reconnects with a pid that got a fresh session.",
+           recovery_misses);
+    metric(out, "walcast_recovery_replayed_total", "counter", "Events re-sent to recovering clients.", recovery_replayed);
+    metric(out, "walcast_wal_retained_bytes", "gauge",
+           "WAL the slot keeps for recovery across restarts (dispatched minus confirmed).", wal_retained_bytes);
     return out;
 }
 

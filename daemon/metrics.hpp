@@ -38,6 +38,16 @@ struct Metrics {
     std::uint64_t join_allowed = 0;
     std::uint64_t join_denied = 0;
 
+    // Connection-state recovery.
+    std::uint64_t recovery_buffer_events = 0;  // gauge
+    std::uint64_t recovery_buffer_bytes = 0;   // gauge
+    std::uint64_t recovery_buffer_evicted = 0;
+    std::uint64_t detached_sessions = 0;       // gauge: resumable sessions
+    std::uint64_t recoveries = 0;              // reconnects resumed with their missed events
+    std::uint64_t recovery_misses = 0;         // reconnects with a pid that got a fresh session
+    std::uint64_t recovery_replayed = 0;       // events re-sent to recovering clients
+    std::uint64_t wal_retained_bytes = 0;      // gauge: dispatched minus confirmed (the window's WAL)
+
     std::string render() const;
 };
 

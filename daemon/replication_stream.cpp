@@ -107,7 +107,7 @@ void ReplicationStream::poll_connect() {
     case PGRES_POLLING_OK:
         socket_.attach(conn_);
         state_ = State::Querying;
-        send_query("SELECT plugin, active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
+        send_query("SELECT plugin, active_pid, confirmed_flush_lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
                        quote_literal(slot_),
                    &ReplicationStream::on_slot_lookup);
         return;
@@ -156,6 +156,8 @@ void ReplicationStream::on_slot_lookup(PGresult* r) {
                                          "');) or set [postgres] slot to another name");
     if (!PQgetisnull(r, 0, 1))
         return fail(StopKind::SlotBusy, "replication slot \"" + slot_ + "\" is in use by PID " + PQgetvalue(r, 0, 1));
+    if (!PQgetisnull(r, 0, 2))
+        if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 2))) slot_confirmed_ = *lsn;
     on_slot_created(nullptr);
 }
 

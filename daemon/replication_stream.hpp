@@ -58,6 +58,8 @@ public:
     Lsn received() const { return received_; }
     Lsn confirmed() const { return confirmed_; }
     Lsn server_wal_end() const { return server_wal_end_; }
+    // The slot's confirmed_flush_lsn when this connection found it: where streaming resumes.
+    Lsn slot_confirmed() const { return slot_confirmed_; }
     bool streaming() const { return state_ == State::Streaming; }
 
     std::chrono::milliseconds status_interval{10000};  // wal_sender_timeout is 60 s by default
@@ -74,7 +76,7 @@ private:
     boost::asio::steady_timer status_timer_;
     State state_ = State::Idle;
     bool flush_pending_ = false;  // a status update is queued in libpq's output buffer
-    Lsn received_, confirmed_, reported_, server_wal_end_;
+    Lsn received_, confirmed_, reported_, server_wal_end_, slot_confirmed_;
     std::chrono::steady_clock::time_point last_status_{};
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards callbacks after close
 

@@ -10,7 +10,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <rapidjson/document.h>
+
 #include <cerrno>
+#include <deque>
+#include <optional>
+#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +27,7 @@
 #include "daemon/project_access.hpp"
 #include "daemon/replication_stream.hpp"
 #include "daemon/socketio_server.hpp"
+#include "decoder/json_text.hpp"
 #include "decoder/transaction.hpp"
 #include "decoder/wal2json.hpp"
 #include "routing/config.hpp"
@@ -79,6 +85,81 @@ bool load_secret(const Config& config, std::string& secret, std::string& error) 
     return true;
 }
 
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The durable recovery state: what was dispatched, and the sessions that may resume.
+// Written atomically (temp file + rename), so a crash leaves the old or the new one.
+struct RecoveryState {
+    Lsn dispatched;
+    std::vector<SavedSession> sessions;
+};
+
+std::string encode_state(const RecoveryState& st) {
+    std::string out = "{\"version\":1,\"dispatched\":";
+    append_json_string(out, st.dispatched.str());
+    out += ",\"sessions\":[";
+    for (std::size_t i = 0; i < st.sessions.size(); ++i) {
+        const SavedSession& s = st.sessions[i];
+        out += i ? ",{" : "{";
+        out += "\"pid\":";
+        append_json_string(out, s.pid);
+        out += ",\"sid\":";
+        append_json_string(out, s.sid);
+        out += ",\"user\":";
+        append_json_string(out, s.user);
+        out += ",\"tenant\":";
+        append_json_string(out, s.tenant);
+        out += ",\"base\":";
+        append_json_string(out, s.base);
+        out += ",\"detachedAtMs\":" + std::to_string(s.detached_at_ms) + ",\"projects\":[";
+        for (std::size_t j = 0; j < s.projects.size(); ++j) {
+            if (j) out += ',';
+            append_json_string(out, s.projects[j]);
+        }
+        out += "]}";
+    }
+    out += "]}\n";
+    return out;
+}
+
+std::optional<RecoveryState> decode_state(const std::string& text, std::string& error) {
+    rapidjson::Document doc;
+    doc.Parse(text.c_str(), text.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("dispatched") || !doc["dispatched"].IsString() ||
+        !doc.HasMember("sessions") || !doc["sessions"].IsArray()) {
+        error = "not a walcast state file";
+        return std::nullopt;
+    }
+    RecoveryState st;
+    auto lsn = Lsn::parse(doc["dispatched"].GetString());
+    if (!lsn) {
+        error = "bad dispatched LSN";
+        return std::nullopt;
+    }
+    st.dispatched = *lsn;
+    auto str = [](const rapidjson::Value& o, const char* k) {
+        return o.HasMember(k) && o[k].IsString() ? std::string(o[k].GetString(), o[k].GetStringLength()) : std::string();
+    };
+    for (const auto& v : doc["sessions"].GetArray()) {
+        if (!v.IsObject()) continue;
+        SavedSession s;
+        s.pid = str(v, "pid");
+        s.sid = str(v, "sid");
+        s.user = str(v, "user");
+        s.tenant = str(v, "tenant");
+        s.base = str(v, "base");
+        s.detached_at_ms = v.HasMember("detachedAtMs") && v["detachedAtMs"].IsInt64() ? v["detachedAtMs"].GetInt64() : 0;
+        if (v.HasMember("projects") && v["projects"].IsArray())
+            for (const auto& p : v["projects"].GetArray())
+                if (p.IsString()) s.projects.emplace_back(p.GetString(), p.GetStringLength());
+        if (!s.pid.empty() && !s.user.empty()) st.sessions.push_back(std::move(s));
+    }
+    return st;
+}
+
 class Daemon : public ReplicationStream::Handler, public EventSink {
 public:
     Daemon(boost::asio::io_context& io, Config config, ServerOptions server_options, std::FILE* record)
@@ -93,7 +174,17 @@ public:
           router_(config_, *this),
           assembler_(config_.message_prefix, router_),
           retry_timer_(io),
-          watchdog_timer_(io) {}
+          watchdog_timer_(io),
+          tick_timer_(io),
+          window_(std::chrono::seconds(config_.recovery_window_seconds)) {
+        std::string dir = config_.state_dir;
+        if (dir.empty())
+            if (const char* env = std::getenv("STATE_DIRECTORY"); env && *env) {
+                dir = env;
+                dir = dir.substr(0, dir.find(':'));  // systemd may list several
+            }
+        if (!dir.empty() && window_.count() > 0) state_path_ = dir + "/recovery.json";
+    }
 
     int run() {
         if (auto ec = server_.listen()) {
@@ -101,7 +192,9 @@ public:
             return 1;
         }
         log_notice("listening on " + config_.listen + "; streaming slot \"" + config_.slot + "\"");
+        load_state();
         start_watchdog();
+        tick();
         stream_.start();
         io_.run();
         return exit_code_;
@@ -113,6 +206,8 @@ public:
         stopping_ = true;
         retry_timer_.cancel();
         watchdog_timer_.cancel();
+        tick_timer_.cancel();
+        save_state();
         stream_.stop();
         metrics_.streaming = false;
         server_.shutdown();
@@ -125,6 +220,12 @@ public:
     void on_streaming() override {
         metrics_.streaming = true;
         backoff_ = std::chrono::seconds(1);
+        if (first_stream_) {
+            first_stream_ = false;
+            // The rebuilt buffer starts after the slot's confirmed position.
+            server_.set_recovery_floor(stream_.slot_confirmed());
+            if (delivered_upto_ <= stream_.slot_confirmed()) finish_replay();
+        }
         log_notice("streaming from slot \"" + config_.slot + "\" at " + stream_.confirmed().str());
         if (!ready_sent_) {
             sd_notify(0, "READY=1");
@@ -153,6 +254,9 @@ public:
             if (change_.action == Action::Commit) skipping_ = false;
             return;
         }
+        // What the previous process already sent (its state file says how far) only
+        // rebuilds the recovery buffer; connected clients do not get it twice.
+        if (change_.action == Action::Begin && change_.nextlsn) deliver_ = *change_.nextlsn > delivered_upto_;
         if (auto err = assembler_.feed(change_)) log_warning("wal2json stream: " + err->message);
         if (change_.action == Action::Commit) {
             if (record_) std::fflush(record_);
@@ -160,7 +264,8 @@ public:
             // (on_transaction below ran synchronously): now it may be confirmed. nextlsn,
             // not lsn: confirming the commit record's start would replay the transaction.
             if (change_.nextlsn && *change_.nextlsn > dispatched_) dispatched_ = *change_.nextlsn;
-            stream_.confirm(dispatched_);
+            hold_back(dispatched_);
+            if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
             sync_counters();
         }
     }
@@ -170,7 +275,8 @@ public:
         // Nothing in flight: let an idle slot advance so it does not hold WAL.
         if (!assembler_.in_transaction() && !skipping_ && wal_end > dispatched_) {
             dispatched_ = wal_end;
-            stream_.confirm(dispatched_);
+            hold_back(dispatched_);
+            if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
         }
         sync_counters();
     }
@@ -197,7 +303,7 @@ public:
     }
 
     // EventSink: a committed transaction's events.
-    void on_transaction(const TransactionInfo&, std::vector<Event>& events) override { server_.publish(events); }
+    void on_transaction(const TransactionInfo&, std::vector<Event>& events) override { server_.publish(events, deliver_); }
 
 private:
     boost::asio::io_context& io_;
@@ -218,6 +324,97 @@ private:
     bool ready_sent_ = false;
     int exit_code_ = 0;
     std::chrono::seconds backoff_{1};
+    boost::asio::steady_timer tick_timer_;
+    // Recovery across restarts: the slot's confirmation trails dispatch by the window, so a
+    // restarted daemon re-reads the window's WAL into its buffer.
+    std::chrono::milliseconds window_;
+    std::string state_path_;
+    std::deque<std::pair<std::int64_t, Lsn>> held_;  // (dispatched at, wall ms; position)
+    Lsn delivered_upto_;  // what the previous process sent (state file)
+    Lsn saved_dispatched_;
+    bool deliver_ = true;
+    bool replaying_ = false;
+    bool first_stream_ = true;
+
+    // Confirms `lsn` now, or once it is older than the recovery window.
+    void hold_back(Lsn lsn) {
+        if (window_.count() == 0) return stream_.confirm(lsn);
+        if (held_.empty() || held_.back().second < lsn) held_.emplace_back(wall_ms(), lsn);
+        release_confirmations();
+    }
+
+    void release_confirmations() {
+        const std::int64_t cutoff = wall_ms() - window_.count();
+        while (!held_.empty() && held_.front().first <= cutoff) {
+            stream_.confirm(held_.front().second);
+            held_.pop_front();
+        }
+        const Lsn top = std::max(dispatched_, delivered_upto_);
+        metrics_.wal_retained_bytes = top > stream_.confirmed() && stream_.confirmed().valid() ? top.value - stream_.confirmed().value : 0;
+    }
+
+    void finish_replay() {
+        if (!replaying_) return;
+        replaying_ = false;
+        server_.set_replaying(false);
+        log_notice("recovery buffer rebuilt up to " + delivered_upto_.str() + "; resumes proceed");
+    }
+
+    void load_state() {
+        if (state_path_.empty()) return;
+        std::ifstream in(state_path_, std::ios::binary);
+        if (!in) return;  // first start
+        std::stringstream ss;
+        ss << in.rdbuf();
+        std::string error;
+        auto st = decode_state(ss.str(), error);
+        if (!st) {
+            log_warning("ignoring recovery state " + state_path_ + ": " + error);
+            return;
+        }
+        delivered_upto_ = st->dispatched;
+        saved_dispatched_ = st->dispatched;
+        const std::size_t n = st->sessions.size();
+        server_.restore_sessions(std::move(st->sessions));
+        if (delivered_upto_.valid()) {
+            replaying_ = true;
+            server_.set_replaying(true);
+        }
+        log_notice("recovery state: dispatched up to " + delivered_upto_.str() + ", " + std::to_string(n) +
+                   " resumable sessions");
+    }
+
+    void save_state() {
+        if (state_path_.empty()) return;
+        RecoveryState st;
+        st.dispatched = std::max(dispatched_, delivered_upto_);
+        st.sessions = server_.saved_sessions();
+        const std::string tmp = state_path_ + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            out << encode_state(st);
+            if (!out) {
+                log_warning("cannot write recovery state " + tmp + ": " + std::strerror(errno));
+                return;
+            }
+        }
+        std::error_code ec;
+        std::filesystem::rename(tmp, state_path_, ec);
+        if (ec) log_warning("cannot replace recovery state " + state_path_ + ": " + ec.message());
+        saved_dispatched_ = st.dispatched;
+    }
+
+    // Once a second: release held confirmations, persist changed recovery state.
+    void tick() {
+        tick_timer_.expires_after(std::chrono::seconds(1));
+        tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+            if (ec || stopping_) return;
+            release_confirmations();
+            const bool sessions = server_.take_sessions_changed();
+            if (sessions || std::max(dispatched_, delivered_upto_) != saved_dispatched_) save_state();
+            tick();
+        });
+    }
 
     void sync_counters() {
         const RouterCounters& c = router_.counters();
@@ -301,6 +498,8 @@ int run_daemon(const RunOptions& options) {
     }
     server.tenant_claim = config.tenant_claim;
     server.project_access = config.project_access;
+    server.recovery_window = std::chrono::seconds(config.recovery_window_seconds);
+    server.recovery_max_bytes = config.recovery_max_bytes;
 
     std::FILE* record = nullptr;
     if (!options.record.empty()) {

@@ -117,6 +117,11 @@ Result<ClientPacket> parse_socketio(std::string_view s) {
         p.has_auth = true;
         if (auto token = doc.FindMember("token"); token != doc.MemberEnd() && token->value.IsString())
             p.auth_token.emplace(token->value.GetString(), token->value.GetStringLength());
+        // Connection-state recovery: the private session id and the last offset received.
+        if (auto pid = doc.FindMember("pid"); pid != doc.MemberEnd() && pid->value.IsString())
+            p.auth_pid.emplace(pid->value.GetString(), pid->value.GetStringLength());
+        if (auto offset = doc.FindMember("offset"); offset != doc.MemberEnd() && offset->value.IsString())
+            p.auth_offset.emplace(offset->value.GetString(), offset->value.GetStringLength());
         break;
     case SioType::Disconnect:
         if (!payload.empty()) return make_error("DISCONNECT carries a payload");
@@ -178,9 +183,13 @@ std::string encode_open(std::string_view sid, std::uint64_t ping_interval_ms, st
     return out;
 }
 
-std::string encode_connect(std::string_view sid) {
+std::string encode_connect(std::string_view sid, std::string_view pid) {
     std::string out = "40{\"sid\":";
     append_json_string(out, sid);
+    if (!pid.empty()) {
+        out += ",\"pid\":";
+        append_json_string(out, pid);
+    }
     out += '}';
     return out;
 }
@@ -197,18 +206,22 @@ std::string encode_connect_error(std::string_view nsp, std::string_view message)
     return out;
 }
 
-void append_event(std::string& out, std::string_view name, std::string_view payload_json) {
+void append_event(std::string& out, std::string_view name, std::string_view payload_json, std::string_view offset) {
     out += "42[";
     append_json_string(out, name);
     out += ',';
     out += payload_json;
+    if (!offset.empty()) {
+        out += ',';
+        append_json_string(out, offset);
+    }
     out += ']';
 }
 
-std::string encode_event(std::string_view name, std::string_view payload_json) {
+std::string encode_event(std::string_view name, std::string_view payload_json, std::string_view offset) {
     std::string out;
-    out.reserve(name.size() + payload_json.size() + 8);
-    append_event(out, name, payload_json);
+    out.reserve(name.size() + payload_json.size() + offset.size() + 10);
+    append_event(out, name, payload_json, offset);
     return out;
 }
 

@@ -42,6 +42,8 @@ struct ClientPacket {
     // CONNECT: the auth object, if one was sent, and its `token` when that is a string.
     bool has_auth = false;
     std::optional<std::string> auth_token;
+    std::optional<std::string> auth_pid;     // recovery: the session to resume
+    std::optional<std::string> auth_offset;  // recovery: the last event offset received
     // EVENT: name and the arguments after it. ACK: the arguments.
     std::string event;
     std::vector<PacketArg> args;
@@ -72,15 +74,18 @@ bool is_reserved_event_name(std::string_view name);
 std::string encode_open(std::string_view sid, std::uint64_t ping_interval_ms, std::uint64_t ping_timeout_ms,
                         std::uint64_t max_payload);
 inline std::string encode_ping() { return "2"; }
-// `40{"sid":".."}`: CONNECT accepted on "/".
-std::string encode_connect(std::string_view sid);
+// `40{"sid":".."}`: CONNECT accepted on "/"; with a pid (connection-state recovery)
+// `40{"sid":"..","pid":".."}`.
+std::string encode_connect(std::string_view sid, std::string_view pid = {});
 // `44{"message":".."}` on "/", `44/admin,{"message":".."}` elsewhere.
 std::string encode_connect_error(std::string_view nsp, std::string_view message);
 // `41`: "io server disconnect"; the client will not reconnect by itself.
 inline std::string encode_disconnect() { return "41"; }
-// `42["name",payload]` where `payload_json` is one JSON value, used as it is.
-std::string encode_event(std::string_view name, std::string_view payload_json);
-void append_event(std::string& out, std::string_view name, std::string_view payload_json);
+// `42["name",payload]` where `payload_json` is one JSON value, used as it is; with an
+// offset (connection-state recovery) `42["name",payload,"offset"]`, the offset last.
+std::string encode_event(std::string_view name, std::string_view payload_json, std::string_view offset = {});
+void append_event(std::string& out, std::string_view name, std::string_view payload_json,
+                  std::string_view offset = {});
 // `43<id>[payload]` where `payload_json` is the one JSON value acknowledged.
 std::string encode_ack(std::uint64_t id, std::string_view payload_json);
 

@@ -25,6 +25,7 @@
 #include "daemon/jwt.hpp"
 #include "daemon/log.hpp"
 #include "daemon/socketio_packet.hpp"
+#include "routing/recovery_buffer.hpp"
 #include "routing/room_index.hpp"
 
 namespace walcast {
@@ -172,6 +173,9 @@ struct SocketIoServer::Impl {
         CloseCause cause = CloseCause::None;
 
         std::string user, tenant;
+        std::string pid;             // recovery: private id of this session (empty when off)
+        EventOffset base;            // recovery: newest event offset when it (re)connected
+        bool recovering = false;     // a resume is waiting for its project checks
         std::optional<std::unordered_set<std::string>> token_projects;
         std::unordered_set<std::string> projects;                // project rooms joined
         std::unordered_map<std::string, std::uint64_t> pending;  // project -> ticket of its latest join check
@@ -190,12 +194,13 @@ struct SocketIoServer::Impl {
     struct FanOut : RecipientSink {
         Impl& impl;
         const Event* event = nullptr;
+        const std::string* text = nullptr;
         MessagePtr message;
         bool failed = false;
         explicit FanOut(Impl& i) : impl(i) {}
         void deliver(SessionId id) override {
             if (!message && !failed) {
-                message = impl.frame_event(*event);
+                message = impl.frame_event(*event, *text);
                 failed = !message;
             }
             // One client's failure must not cut the fan-out short for the rest.
@@ -217,6 +222,31 @@ struct SocketIoServer::Impl {
 
     RoomIndex rooms;
     std::unordered_map<SessionId, std::unique_ptr<Session>> sessions;
+
+    // Connection-state recovery. A session that drops (not one that said goodbye) is kept
+    // here by pid for the window; a reconnect presenting the pid and the same identity gets
+    // the buffered events of its rooms after its offset, then its old sid.
+    struct Detached {
+        std::string sid, user, tenant;
+        std::vector<std::string> projects;
+        EventOffset base;
+        std::int64_t detached_at_ms = 0;
+        SessionId claimed_by = 0;  // a resume in progress (its project checks are running)
+    };
+    RecoveryBuffer buffer;
+    std::unordered_map<std::string, Detached> detached;  // by pid
+    std::unordered_map<std::string, SessionId> by_pid;   // connected sessions
+    EventOffset newest;                                  // offset of the last event published
+    boost::asio::steady_timer sweep_timer;
+    bool sessions_changed = false;
+    bool replaying = false;
+    struct DeferredResume {
+        SessionId id;
+        std::string pid;
+        EventOffset offset;
+        std::vector<std::string> projects;
+    };
+    std::vector<DeferredResume> deferred;  // resumes waiting for the rebuild to catch up
     SessionId next_session = 0;
     std::size_t connected = 0;  // sessions in Phase::Connected
     std::uint16_t bound_port = 0;
@@ -235,7 +265,48 @@ struct SocketIoServer::Impl {
 
     Impl(boost::asio::io_context& io_, ServerOptions options_, ProjectAccess* access, Metrics& m,
          std::function<bool()> healthy_)
-        : io(io_), options(std::move(options_)), query_access(access), metrics(m), healthy(std::move(healthy_)) {}
+        : io(io_),
+          options(std::move(options_)),
+          query_access(access),
+          metrics(m),
+          healthy(std::move(healthy_)),
+          buffer(options.recovery_window.count(), options.recovery_max_bytes),
+          sweep_timer(io_) {}
+
+    bool recovery() const { return options.recovery_window.count() > 0; }
+
+    static std::int64_t now_ms() {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+
+    // Once a second: drop what fell out of the window, and refresh the gauges.
+    void schedule_sweep() {
+        if (!recovery()) return;
+        sweep_timer.expires_after(std::chrono::seconds(1));
+        sweep_timer.async_wait([this, guard = std::weak_ptr<char>(alive)](const boost::system::error_code& ec) {
+            if (ec || !guard.lock()) return;
+            const std::int64_t now = now_ms();
+            buffer.expire(now);
+            for (auto it = detached.begin(); it != detached.end();) {
+                if (it->second.claimed_by == 0 && now - it->second.detached_at_ms > options.recovery_window.count()) {
+                    it = detached.erase(it);
+                    sessions_changed = true;
+                } else {
+                    ++it;
+                }
+            }
+            update_recovery_metrics();
+            schedule_sweep();
+        });
+    }
+
+    void update_recovery_metrics() {
+        metrics.recovery_buffer_events = buffer.size();
+        metrics.recovery_buffer_bytes = buffer.bytes();
+        metrics.recovery_buffer_evicted = buffer.evicted();
+        metrics.detached_sessions = detached.size();
+    }
 
     // ---- logging -------------------------------------------------------------------------
 
@@ -327,6 +398,7 @@ struct SocketIoServer::Impl {
         boost::system::error_code lec;
         bound_port = ws.get_local_endpoint(lec).port();
         listening = true;
+        schedule_sweep();
         return {};
     }
 
@@ -607,16 +679,154 @@ struct SocketIoServer::Impl {
         }
 
         cancel_deadline(s);
-        s.phase = Phase::Connected;
         s.user = std::move(claims->subject);
         s.tenant = std::move(claims->tenant);
         if (claims->projects) s.token_projects.emplace(claims->projects->begin(), claims->projects->end());
+        if (recovery() && p.auth_pid && try_resume(s, *p.auth_pid, p.auth_offset)) return;
+
         s.socket_sid = random_id();
+        if (recovery()) {
+            s.pid = random_id();
+            s.base = newest;
+            by_pid[s.pid] = s.id;
+            sessions_changed = true;
+        }
+        enter_connected(s);
+        send_text(s, encode_connect(s.socket_sid, s.pid));
+    }
+
+    void enter_connected(Session& s) {
+        s.phase = Phase::Connected;
         ++connected;
         metrics.clients = connected;
         rooms.join(s.id, "user:" + s.user);
         rooms.join(s.id, "tenant:" + s.tenant);
-        send_text(s, encode_connect(s.socket_sid));
+    }
+
+    // A reconnect presenting a pid. Resumes when the pid is known, belongs to the same user
+    // and tenant (a forged or foreign pid gets a fresh session and nothing of anyone else),
+    // and nothing after its offset has left the buffer. Project rooms come back only after
+    // their access check passes again. False: the caller starts a fresh session.
+    bool try_resume(Session& s, const std::string& pid, const std::optional<std::string>& offset_text) {
+        auto live = by_pid.find(pid);
+        if (live != by_pid.end()) {
+            // The old connection is not closed yet (the client saw the cut first): retire it.
+            if (Session* old = find(live->second); old && old->user == s.user && old->tenant == s.tenant) {
+                detach(*old);
+                request_close(*old, kCloseGoingAway, "replaced by a resumed connection", CloseCause::ClientLeft);
+            }
+        }
+        auto it = detached.find(pid);
+        std::string why;
+        std::optional<EventOffset> offset;
+        if (it == detached.end()) why = "unknown or expired pid";
+        else if (it->second.user != s.user || it->second.tenant != s.tenant) why = "pid of another identity";
+        else if (it->second.claimed_by != 0 && find(it->second.claimed_by)) why = "pid already resuming";
+        else {
+            offset = offset_text ? EventOffset::parse(*offset_text) : std::optional<EventOffset>(it->second.base);
+            if (!offset) why = "malformed offset";
+            else if (!buffer.covers(*offset)) why = "events after offset " + offset->str() + " left the buffer";
+        }
+        if (!why.empty()) {
+            ++metrics.recovery_misses;
+            log(LogLevel::Info, who(s) + " fresh session instead of resume: " + why);
+            return false;
+        }
+        Detached& d = it->second;
+        d.claimed_by = s.id;
+        s.recovering = true;
+        s.pid = pid;
+        s.socket_sid = d.sid;
+        auto pending = std::make_shared<std::size_t>(d.projects.size());
+        auto allowed = std::make_shared<std::vector<std::string>>();
+        auto finish = [this, guard = std::weak_ptr<char>(alive), id = s.id, pid, off = *offset, pending, allowed] {
+            if (!guard.lock() || --*pending != 0) return;
+            shielded("resume", [&] { complete_resume(id, pid, off, *allowed); });
+        };
+        if (d.projects.empty()) {
+            ++*pending;
+            finish();
+            return true;
+        }
+        for (const std::string& project : d.projects) {
+            if (options.project_access == "token") {
+                if (s.token_projects && s.token_projects->count(project)) allowed->push_back(project);
+                boost::asio::post(io, finish);
+            } else if (query_access) {
+                query_access->check(project, s.tenant, s.user, [finish, allowed, project](bool ok) {
+                    if (ok) allowed->push_back(project);
+                    finish();
+                });
+            } else {
+                boost::asio::post(io, finish);
+            }
+        }
+        return true;
+    }
+
+    void complete_resume(SessionId id, const std::string& pid, const EventOffset& offset,
+                         const std::vector<std::string>& projects) {
+        if (replaying) {
+            deferred.push_back(DeferredResume{id, pid, offset, projects});
+            return;
+        }
+        Session* s = find(id);
+        auto it = detached.find(pid);
+        if (!s || s->closing) {
+            if (it != detached.end()) it->second.claimed_by = 0;  // another reconnect may try
+            return;
+        }
+        if (it == detached.end() || !buffer.covers(offset)) {
+            // The window passed while access was being checked: a fresh session after all.
+            ++metrics.recovery_misses;
+            s->recovering = false;
+            s->socket_sid = random_id();
+            s->pid = random_id();
+            s->base = newest;
+            by_pid[s->pid] = s->id;
+            sessions_changed = true;
+            enter_connected(*s);
+            send_text(*s, encode_connect(s->socket_sid, s->pid));
+            return;
+        }
+        detached.erase(it);
+        s->recovering = false;
+        by_pid[pid] = s->id;
+        std::vector<std::string> room_list{"user:" + s->user, "tenant:" + s->tenant};
+        for (const std::string& project : projects) {
+            s->projects.insert(project);
+            rooms.join(s->id, "project:" + project);
+            room_list.push_back("project:" + project);
+        }
+        // Missed events first, then the CONNECT reply with the same sid and pid: the client
+        // buffers events until it is connected, so none is lost or reordered, and rooms are
+        // joined in this same turn of the loop, so nothing published now is missed either.
+        const auto missed = buffer.after(offset, room_list);
+        for (const BufferedEvent* e : missed) send_text(*s, *e->frame);
+        metrics.recovery_replayed += missed.size();
+        ++metrics.recoveries;
+        s->base = newest;
+        enter_connected(*s);
+        sessions_changed = true;
+        send_text(*s, encode_connect(s->socket_sid, s->pid));
+        log(LogLevel::Info, who(*s) + " resumed session " + s->socket_sid + " from " + offset.str() + ": " +
+            std::to_string(missed.size()) + " missed events, " + std::to_string(projects.size()) + " project rooms");
+    }
+
+    // Keeps a dropped session resumable for the window.
+    void detach(Session& s) {
+        if (!recovery() || s.pid.empty() || s.phase != Phase::Connected) return;
+        by_pid.erase(s.pid);
+        Detached d;
+        d.sid = s.socket_sid;
+        d.user = s.user;
+        d.tenant = s.tenant;
+        d.projects.assign(s.projects.begin(), s.projects.end());
+        d.base = s.base;
+        d.detached_at_ms = now_ms();
+        detached[s.pid] = std::move(d);
+        s.pid.clear();
+        sessions_changed = true;
     }
 
     void reply(Session& s, const std::optional<std::uint64_t>& ack_id, const char* json) {
@@ -713,6 +923,7 @@ struct SocketIoServer::Impl {
             if (s.projects.size() >= options.max_rooms_per_client) return deny(s, ack, kTooManyRooms);
             s.projects.insert(project);
             rooms.join(s.id, "project:" + project);
+            sessions_changed = true;
         }
         ++metrics.join_allowed;
         reply(s, ack, kOk);
@@ -722,7 +933,10 @@ struct SocketIoServer::Impl {
         const auto project = project_arg(p);
         if (!project) return reply(s, p.ack_id, kInvalidProject);
         s.pending.erase(*project);  // a join still being checked will not take effect
-        if (s.projects.erase(*project)) rooms.leave(s.id, "project:" + *project);
+        if (s.projects.erase(*project)) {
+            rooms.leave(s.id, "project:" + *project);
+            sessions_changed = true;
+        }
         reply(s, p.ack_id, kOk);
     }
 
@@ -749,6 +963,14 @@ struct SocketIoServer::Impl {
             }
         }
         if (s.phase == Phase::Connected) {
+            // A client that said goodbye does not come back for its events; any other drop
+            // (network, slow consumer, restart) keeps the session resumable.
+            if (s.cause == CloseCause::ClientLeft) {
+                if (!s.pid.empty()) by_pid.erase(s.pid);
+                sessions_changed = true;
+            } else {
+                detach(s);
+            }
             --connected;
             metrics.clients = connected;
         }
@@ -812,11 +1034,10 @@ struct SocketIoServer::Impl {
 
     // Serialize once, frame once: the returned message is handed to every recipient as it is
     // (websocketpp's send() queues a prepared message without copying or re-framing it).
-    MessagePtr frame_event(const Event& event) {
+    // Frames one event once; the prepared message goes to every recipient as is.
+    MessagePtr frame_event(const Event& event, const std::string& text) {
         auto raw = msg_manager->get_message(websocketpp::frame::opcode::text, 0);
-        std::string& text = raw->get_raw_payload();
-        text.reserve(event.name.size() + event.payload.size() + 8);
-        append_event(text, event.name, event.payload);
+        raw->get_raw_payload() = text;
         MessagePtr prepared = msg_manager->get_message();
         const websocketpp::lib::error_code ec = framer.prepare_data_frame(raw, prepared);
         if (ec) {
@@ -828,17 +1049,37 @@ struct SocketIoServer::Impl {
         return prepared;
     }
 
-    void publish(const std::vector<Event>& events) {
+    void publish(const std::vector<Event>& events, bool deliver_now) {
+        const std::int64_t now = recovery() ? now_ms() : 0;
         for (const Event& event : events) {
+            const EventOffset offset{event.end_lsn, event.index};
+            if (newest < offset) newest = offset;
+            // With recovery on, every event carries its offset as its last argument.
+            auto text = std::make_shared<std::string>();
+            text->reserve(event.name.size() + event.payload.size() + 32);
+            append_event(*text, event.name, event.payload, recovery() ? offset.str() : std::string());
+            if (recovery()) {
+                BufferedEvent b;
+                b.offset = offset;
+                b.rooms = event.rooms;
+                b.frame = text;
+                b.bytes = text->size() + 64;  // the frame plus what keeping it costs
+                for (const auto& r : event.rooms) b.bytes += r.size();
+                buffer.push(std::move(b), now);
+            }
+            if (!deliver_now) continue;
             FanOut fan_out(*this);
             fan_out.event = &event;
+            fan_out.text = text.get();
             rooms.for_each_recipient(event.rooms, fan_out);
         }
+        if (recovery()) update_recovery_metrics();
     }
 
     void shutdown() {
         if (shutting_down) return;
         shutting_down = true;
+        sweep_timer.cancel();
         if (listening) {
             websocketpp::lib::error_code ec;
             ws.stop_listening(ec);
@@ -861,7 +1102,54 @@ std::error_code SocketIoServer::listen() {
 
 std::uint16_t SocketIoServer::port() const { return impl_->bound_port; }
 
-void SocketIoServer::publish(const std::vector<Event>& events) { impl_->publish(events); }
+void SocketIoServer::publish(const std::vector<Event>& events, bool deliver) { impl_->publish(events, deliver); }
+
+std::vector<SavedSession> SocketIoServer::saved_sessions() const {
+    std::vector<SavedSession> out;
+    const std::int64_t now = Impl::now_ms();
+    for (const auto& [pid, d] : impl_->detached)
+        out.push_back(SavedSession{pid, d.sid, d.user, d.tenant, d.projects, d.base.str(), d.detached_at_ms});
+    for (const auto& [pid, id] : impl_->by_pid) {
+        auto it = impl_->sessions.find(id);
+        if (it == impl_->sessions.end()) continue;
+        const auto& s = *it->second;
+        out.push_back(SavedSession{pid, s.socket_sid, s.user, s.tenant,
+                                   std::vector<std::string>(s.projects.begin(), s.projects.end()), s.base.str(), now});
+    }
+    return out;
+}
+
+void SocketIoServer::restore_sessions(std::vector<SavedSession> saved) {
+    for (SavedSession& s : saved) {
+        auto base = EventOffset::parse(s.base);
+        if (!base || s.pid.empty()) continue;
+        Impl::Detached d;
+        d.sid = std::move(s.sid);
+        d.user = std::move(s.user);
+        d.tenant = std::move(s.tenant);
+        d.projects = std::move(s.projects);
+        d.base = *base;
+        d.detached_at_ms = s.detached_at_ms;
+        impl_->detached[s.pid] = std::move(d);
+    }
+    impl_->update_recovery_metrics();
+}
+
+void SocketIoServer::set_recovery_floor(Lsn lsn) { impl_->buffer.set_floor(EventOffset{lsn, 0xFFFFFFFFu}); }
+
+void SocketIoServer::set_replaying(bool replaying) {
+    impl_->replaying = replaying;
+    if (replaying) return;
+    auto waiting = std::move(impl_->deferred);
+    impl_->deferred.clear();
+    for (auto& r : waiting) impl_->complete_resume(r.id, r.pid, r.offset, r.projects);
+}
+
+bool SocketIoServer::take_sessions_changed() {
+    const bool changed = impl_->sessions_changed;
+    impl_->sessions_changed = false;
+    return changed;
+}
 
 void SocketIoServer::shutdown() { impl_->shutdown(); }
 

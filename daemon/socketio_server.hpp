@@ -33,6 +33,20 @@ struct ServerOptions {
     std::chrono::milliseconds ping_interval{25000};
     std::chrono::milliseconds ping_timeout{20000};
     std::string static_dir;                     // files served at GET / (demo page); empty: none
+    // Connection-state recovery (socket.io-client >= 4.6): a client that reconnects within
+    // the window gets the events it missed. 0: off (no pid, no offsets).
+    std::chrono::milliseconds recovery_window{120000};
+    std::size_t recovery_max_bytes = std::size_t(64) << 20;
+};
+
+// What survives a restart of a client session: enough to resume it within the window.
+struct SavedSession {
+    std::string pid;  // private id the client presents to resume
+    std::string sid;  // Socket.IO sid, kept on resume
+    std::string user, tenant;
+    std::vector<std::string> projects;  // project rooms joined (access is checked again)
+    std::string base;                   // offset of the newest event when it (re)connected
+    std::int64_t detached_at_ms = 0;    // wall clock; sessions connected at save time get now
 };
 
 // Decides join-project. Asynchronous: `done` is called later on the loop thread, once.
@@ -54,8 +68,22 @@ public:
     std::error_code listen();
     std::uint16_t port() const;  // the bound port
 
-    // Publishes one committed transaction's events, in order.
-    void publish(const std::vector<Event>& events);
+    // Publishes one committed transaction's events, in order. With deliver = false they
+    // only enter the recovery buffer: a restarted daemon rebuilding it from the WAL must not
+    // send connected clients what the previous process already sent.
+    void publish(const std::vector<Event>& events, bool deliver = true);
+
+    // Recovery state for the durable state file: connected and recently detached sessions.
+    std::vector<SavedSession> saved_sessions() const;
+    void restore_sessions(std::vector<SavedSession> sessions);
+    // Changes since the last call (a session connected, left, joined or left a room).
+    bool take_sessions_changed();
+    // After a restart: offsets at or before `lsn` (the slot's confirmed position, where the
+    // rebuilt buffer starts) cannot be resumed.
+    void set_recovery_floor(Lsn lsn);
+    // While true, resumes wait: the buffer is still being rebuilt from the WAL up to what the
+    // previous process had dispatched, and a resume now would miss the rest.
+    void set_replaying(bool replaying);
 
     // Stops accepting and closes every client with 1001 (going away).
     void shutdown();

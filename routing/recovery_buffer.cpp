@@ -40,6 +40,10 @@ void RecoveryBuffer::expire(std::int64_t now_ms) {
     while (!events_.empty() && now_ms - events_.front().at_ms > window_ms_) evict_front();
 }
 
+void RecoveryBuffer::set_floor(const EventOffset& floor) {
+    if (!last_evicted_ || *last_evicted_ < floor) last_evicted_ = floor;
+}
+
 bool RecoveryBuffer::covers(const EventOffset& offset) const {
     return !last_evicted_ || *last_evicted_ <= offset;
 }

@@ -49,6 +49,10 @@ public:
     // Drops events older than the window.
     void expire(std::int64_t now_ms);
 
+    // Nothing at or before `floor` is here: a buffer rebuilt from the WAL after a restart
+    // starts after the slot's confirmed position, so older offsets cannot be recovered.
+    void set_floor(const EventOffset& floor);
+
     // True when every event after `offset` is still here: nothing after it was evicted.
     // An offset older than the oldest eviction cannot be recovered.
     bool covers(const EventOffset& offset) const;

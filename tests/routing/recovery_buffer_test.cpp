@@ -72,3 +72,13 @@ TEST_SUITE("recovery_buffer") {
         CHECK(b.covers(EventOffset{Lsn{0x20}, 0}));
     }
 }
+
+TEST_CASE("a rebuilt buffer does not cover offsets at or before its floor") {
+    RecoveryBuffer b(120000, 1 << 20);
+    b.set_floor(EventOffset{Lsn{0x20}, 0xFFFFFFFFu});
+    b.push(event(0x30, 0, {"r"}), 0);
+    CHECK_FALSE(b.covers(EventOffset{Lsn{0x10}, 3}));
+    CHECK_FALSE(b.covers(EventOffset{Lsn{0x20}, 7}));  // that transaction was not re-read
+    CHECK(b.covers(EventOffset{Lsn{0x30}, 0}));
+    CHECK(b.after(EventOffset{Lsn{0x20}, 0xFFFFFFFFu}, {"r"}).size() == 1);
+}

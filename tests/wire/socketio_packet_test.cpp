@@ -191,3 +191,24 @@ TEST_CASE("server frames parse back where a client could send them") {
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("socketio_packet recovery") {
+    TEST_CASE("CONNECT carries pid and offset for connection-state recovery") {
+        auto p = walcast::parse_client_packet(R"(40{"token":"t","pid":"p-1","offset":"0/153C6A8:2"})");
+        REQUIRE(p);
+        CHECK(*p->auth_token == "t");
+        CHECK(*p->auth_pid == "p-1");
+        CHECK(*p->auth_offset == "0/153C6A8:2");
+        auto q = walcast::parse_client_packet(R"(40{"token":"t","pid":7})");
+        REQUIRE(q);
+        CHECK_FALSE(q->auth_pid);
+        CHECK_FALSE(q->auth_offset);
+    }
+
+    TEST_CASE("server frames with pid and offsets") {
+        CHECK(walcast::encode_connect("s1", "p1") == R"(40{"sid":"s1","pid":"p1"})");
+        CHECK(walcast::encode_connect("s1") == R"(40{"sid":"s1"})");
+        CHECK(walcast::encode_event("task:created", R"({"id":"t1"})", "0/10:0") == R"(42["task:created",{"id":"t1"},"0/10:0"])");
+        CHECK(walcast::encode_event("task:created", R"({"id":"t1"})") == R"(42["task:created",{"id":"t1"}])");
+    }
+}
