@@ -101,6 +101,7 @@ void QueryProjectAccess::await(Connection& c) {
         if (PQisBusy(c.conn)) return await(c);
         bool allowed = false;
         bool failed = false;
+        if (PQstatus(c.conn) != CONNECTION_OK) return reset(c, "connection lost during the query");
         while (PGresult* r = PQgetResult(c.conn)) {
             const ExecStatusType st = PQresultStatus(r);
             if (st == PGRES_TUPLES_OK) allowed = allowed || PQntuples(r) > 0;
@@ -111,6 +112,9 @@ void QueryProjectAccess::await(Connection& c) {
             PQclear(r);
         }
         c.timer.cancel();
+        // The server went away while answering (a restart): try the request again on a new
+        // connection rather than refusing a legitimate join.
+        if (PQstatus(c.conn) != CONNECTION_OK) return reset(c, "connection lost during the query");
         finish(c, allowed && !failed);
     });
 }
@@ -130,16 +134,26 @@ void QueryProjectAccess::reset(Connection& c, const char* why) {
     if (c.conn) PQfinish(c.conn);
     c.conn = nullptr;
     c.state = Connection::State::Closed;
-    // Fail closed: the request in flight is denied; queued ones wait for a new connection,
-    // but not forever: if none can be made they are denied too.
-    if (auto req = std::move(c.current)) req->done(false);
+    // The request in flight is tried again (a restarted server drops every pooled
+    // connection, so each may fail once before a fresh one answers); after that it fails
+    // closed. Queued requests wait for a new connection; if none can be made they are
+    // refused as well, once they have had their chances.
+    const int chances = static_cast<int>(pool_.size()) + 1;
+    if (auto req = std::move(c.current)) {
+        if (++req->attempts < chances) queue_.push_front(std::move(*req));
+        else req->done(false);
+    }
     bool any_alive = false;
     for (auto& other : pool_) any_alive = any_alive || other->state != Connection::State::Closed;
     if (!any_alive) {
-        std::deque<Request> denied;
-        denied.swap(queue_);
-        for (Request& r : denied) r.done(false);
+        std::deque<Request> waiting;
+        waiting.swap(queue_);
+        for (Request& r : waiting) {
+            if (++r.attempts < chances) queue_.push_back(std::move(r));
+            else r.done(false);
+        }
     }
+    if (!queue_.empty()) boost::asio::post(io_, [this] { pump(); });
 }
 
 }  // namespace walcast

@@ -33,6 +33,7 @@ private:
     struct Request {
         std::string project, tenant, user;
         std::function<void(bool)> done;
+        int attempts = 0;  // connections lost under this request; it is retried a few times
     };
     struct Connection {
         explicit Connection(boost::asio::io_context& io) : socket(io), timer(io) {}

@@ -230,7 +230,7 @@ void ReplicationStream::handle_copy_data(const char* data, int size) {
     }
     const auto& k = std::get<Keepalive>(*msg);
     if (k.wal_end > server_wal_end_) server_wal_end_ = k.wal_end;
-    handler_.on_keepalive(k.wal_end);
+    handler_.on_keepalive(k.wal_end, k.reply_requested);
     if (state_ == State::Streaming && k.reply_requested) send_status();
 }
 

@@ -37,7 +37,9 @@ public:
         virtual ~Handler() = default;
         virtual void on_streaming() = 0;                       // START_REPLICATION accepted
         virtual void on_wal_line(std::string_view line) = 0;   // one wal2json line, in order
-        virtual void on_keepalive(Lsn wal_end) = 0;            // server is idle up to wal_end
+        // The server is idle up to wal_end. `reply_requested`: it waits for our flush
+        // position (a shutting-down walsender waits until we confirm all it sent).
+        virtual void on_keepalive(Lsn wal_end, bool reply_requested) = 0;
         virtual void on_stopped(const StopReason& reason) = 0; // the connection is closed
     };
 

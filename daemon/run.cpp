@@ -270,7 +270,7 @@ public:
         }
     }
 
-    void on_keepalive(Lsn wal_end) override {
+    void on_keepalive(Lsn wal_end, bool reply_requested) override {
         metrics_.server_wal_end = stream_.server_wal_end().value;
         // Nothing in flight: let an idle slot advance so it does not hold WAL.
         if (!assembler_.in_transaction() && !skipping_ && wal_end > dispatched_) {
@@ -278,6 +278,11 @@ public:
             hold_back(dispatched_);
             if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
         }
+        // The walsender asks when it has not heard from us for half of wal_sender_timeout,
+        // which our status updates prevent, or when PostgreSQL shuts down: then it waits for
+        // everything it sent to be confirmed, so the held-back confirmations are released.
+        // (A database restart thus shortens what a restart of walcast can rebuild.)
+        if (reply_requested && !assembler_.in_transaction()) release_all();
         sync_counters();
     }
 
@@ -351,6 +356,12 @@ private:
         }
         const Lsn top = std::max(dispatched_, delivered_upto_);
         metrics_.wal_retained_bytes = top > stream_.confirmed() && stream_.confirmed().valid() ? top.value - stream_.confirmed().value : 0;
+    }
+
+    void release_all() {
+        held_.clear();
+        stream_.confirm(dispatched_);
+        release_confirmations();
     }
 
     void finish_replay() {

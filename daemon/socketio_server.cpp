@@ -176,6 +176,7 @@ struct SocketIoServer::Impl {
         std::string pid;             // recovery: private id of this session (empty when off)
         EventOffset base;            // recovery: newest event offset when it (re)connected
         bool recovering = false;     // a resume is waiting for its project checks
+        EventOffset resumed_at;      // recovery: the client's offset; nothing at or before it is sent
         std::optional<std::unordered_set<std::string>> token_projects;
         std::unordered_set<std::string> projects;                // project rooms joined
         std::unordered_map<std::string, std::uint64_t> pending;  // project -> ticket of its latest join check
@@ -195,6 +196,7 @@ struct SocketIoServer::Impl {
         Impl& impl;
         const Event* event = nullptr;
         const std::string* text = nullptr;
+        EventOffset offset;
         MessagePtr message;
         bool failed = false;
         explicit FanOut(Impl& i) : impl(i) {}
@@ -204,7 +206,7 @@ struct SocketIoServer::Impl {
                 failed = !message;
             }
             // One client's failure must not cut the fan-out short for the rest.
-            if (message) shielded("publish", [&] { impl.deliver(id, message); });
+            if (message) shielded("publish", [&] { impl.deliver(id, message, offset); });
         }
     };
 
@@ -569,9 +571,12 @@ struct SocketIoServer::Impl {
         check_backlog(s);
     }
 
-    void deliver(SessionId id, const MessagePtr& message) {
+    void deliver(SessionId id, const MessagePtr& message, const EventOffset& offset) {
         Session* s = find(id);
         if (!s || s->closing || s->phase != Phase::Connected) return;
+        // A session resumed after a restart already has what its client acknowledged by its
+        // offset, though this process may still be re-sending it.
+        if (offset <= s->resumed_at) return;
         websocketpp::lib::error_code ec = s->con->send(message);
         if (ec) return;
         ++metrics.deliveries;
@@ -791,6 +796,7 @@ struct SocketIoServer::Impl {
         }
         detached.erase(it);
         s->recovering = false;
+        s->resumed_at = offset;
         by_pid[pid] = s->id;
         std::vector<std::string> room_list{"user:" + s->user, "tenant:" + s->tenant};
         for (const std::string& project : projects) {
@@ -1071,6 +1077,7 @@ struct SocketIoServer::Impl {
             FanOut fan_out(*this);
             fan_out.event = &event;
             fan_out.text = text.get();
+            fan_out.offset = offset;
             rooms.for_each_recipient(event.rooms, fan_out);
         }
         if (recovery()) update_recovery_metrics();
