@@ -222,7 +222,8 @@ public:
         backoff_ = std::chrono::seconds(1);
         if (first_stream_) {
             first_stream_ = false;
-            // The rebuilt buffer starts after the slot's confirmed position.
+            // The rebuilt buffer starts after the slot's confirmed position: offsets at or
+            // before it (sessions of the previous process) cannot be resumed from it.
             server_.set_recovery_floor(stream_.slot_confirmed());
             if (delivered_upto_ <= stream_.slot_confirmed()) finish_replay();
         }
@@ -341,9 +342,11 @@ private:
     bool replaying_ = false;
     bool first_stream_ = true;
 
-    // Confirms `lsn` now, or once it is older than the recovery window.
+    // Confirms `lsn` now, or once it is older than the recovery window. Only with a state
+    // directory: without one a restarted daemon cannot tell what it already sent, and
+    // re-reading the window would send it all again.
     void hold_back(Lsn lsn) {
-        if (window_.count() == 0) return stream_.confirm(lsn);
+        if (window_.count() == 0 || state_path_.empty()) return stream_.confirm(lsn);
         if (held_.empty() || held_.back().second < lsn) held_.emplace_back(wall_ms(), lsn);
         release_confirmations();
     }

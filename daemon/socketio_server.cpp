@@ -1142,7 +1142,12 @@ void SocketIoServer::restore_sessions(std::vector<SavedSession> saved) {
     impl_->update_recovery_metrics();
 }
 
-void SocketIoServer::set_recovery_floor(Lsn lsn) { impl_->buffer.set_floor(EventOffset{lsn, 0xFFFFFFFFu}); }
+void SocketIoServer::set_recovery_floor(Lsn lsn) {
+    const EventOffset floor{lsn, 0xFFFFFFFFu};
+    impl_->buffer.set_floor(floor);
+    // Sessions that start now have seen nothing before the floor.
+    if (impl_->newest < floor) impl_->newest = floor;
+}
 
 void SocketIoServer::set_replaying(bool replaying) {
     impl_->replaying = replaying;
