@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -324,7 +324,6 @@ function micros(ts) {
 
 before(async () => {
   const schema = join(SOURCE_DIR, 'tests', 'fixtures', 'app-schema.sql');
-  if (!existsSync(schema)) copyFileSync('/work/shared/fixtures/app-schema.sql', schema);
 
   cluster = await startCluster();
   await cluster.createDatabase(DB);
