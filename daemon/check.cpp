@@ -232,6 +232,9 @@ int run_check(const CheckOptions& options) {
         auto probe = db.query("SELECT pg_drop_replication_slot(slot_name) FROM "
                               "pg_create_logical_replication_slot('walcast_check_' || pg_backend_pid(), 'wal2json', true)");
         if (probe.ok) report.ok("slot \"" + config.slot + "\" does not exist yet; walcast run will create it with wal2json");
+        else if (probe.error.find("output_plugin_libraries") != std::string::npos)
+            report.fatal("the server refuses wal2json as an output plugin",
+                         "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json; SELECT pg_reload_conf();");
         else if (probe.error.find("wal2json") != std::string::npos)
             report.fatal("the wal2json output plugin cannot be loaded: " + probe.error,
                          "apt-get install postgresql-15-wal2json  (on the database server)");

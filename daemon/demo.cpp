@@ -198,8 +198,10 @@ void simulate_team(const std::string& dsn, const std::atomic<bool>& stop) {
         std::string sql = "BEGIN; SELECT walcast.set_context('" + actor + "', 'p1', 'acme');";
         const int action = pick(100);
         if (action < 40) {
+            // Only the seeded tasks and the team's own: rows someone adds with psql stay put.
             sql += std::string("UPDATE \"Task\" SET status = '") + statuses[pick(3)] +
-                   "' WHERE id = (SELECT id FROM \"Task\" WHERE \"projectId\" = 'p1' ORDER BY random() LIMIT 1);";
+                   "' WHERE id = (SELECT id FROM \"Task\" WHERE \"projectId\" = 'p1' AND (id LIKE 'demo-%' OR id ~ '^t[0-9]+$') "
+                   "ORDER BY random() LIMIT 1);";
         } else if (action < 55) {
             sql += std::string("INSERT INTO \"Task\" (id, \"projectId\", title, \"assigneeId\", position, estimate) VALUES ('demo-") +
                    n + "', 'p1', '" + titles[pick(6)] + "', '" + kUsers[pick(4)][0] + "', " + std::to_string(100 + counter) +
@@ -320,6 +322,11 @@ int run_demo(const DemoOptions& options) {
 
     {
         PGconn* admin = PQconnectdb(cluster.dsn("postgres").c_str());
+        // Builds with output_plugin_libraries load only the plugins it lists; others have no
+        // such setting, and this statement fails harmlessly there.
+        std::string ignored;
+        if (exec_sql(admin, "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json", ignored))
+            exec_sql(admin, "SELECT pg_reload_conf()", ignored);
         const bool ok = PQstatus(admin) == CONNECTION_OK && exec_sql(admin, "CREATE DATABASE demo", error);
         PQfinish(admin);
         if (!ok) {

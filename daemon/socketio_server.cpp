@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <websocketpp/concurrency/none.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
@@ -42,6 +43,19 @@ struct WsConfig : websocketpp::config::asio {
     typedef WsConfig type;
     typedef websocketpp::config::asio base;
     typedef ConnectionSlot connection_base;
+
+    // One thread runs the loop: no locks, no strands (websocketpp's defaults assume several).
+    typedef websocketpp::concurrency::none concurrency_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+    static const bool enable_multithreading = false;
+    struct transport_config : public base::transport_config {
+        typedef type::concurrency_type concurrency_type;
+        typedef type::alog_type alog_type;
+        typedef type::elog_type elog_type;
+        static const bool enable_multithreading = false;
+    };
+    typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
 
     // websocketpp's own logging is compiled out; the server logs what matters itself.
     static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;

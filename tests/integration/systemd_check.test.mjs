@@ -125,6 +125,7 @@ test('walcast check: a correct cluster passes (exit 0)', async () => {
   const r = check(config(c, 1));
   assert.equal(r.status, 0, r.out);
   assert.match(r.out, /ok {5}wal_level = logical/);
+  if (c.hasPluginList) assert.match(r.out, /ok {5}output_plugin_libraries lists wal2json/);
   assert.match(r.out, /slot "walcast" does not exist yet; walcast run will create it with wal2json/);
   assert.match(r.out, /ok {5}public\.Task is tracked/);
   assert.doesNotMatch(r.out, /FATAL/);
@@ -140,6 +141,18 @@ test('walcast check: each problem with its fix, non-zero exit', async () => {
   assert.match(r.out, /FATAL {2}public\.Task: DELETE events cannot be routed by "project:\{projectId\}": .*lacks column projectId\n {7}fix: ALTER TABLE "public"\."Task" REPLICA IDENTITY FULL;/);
   assert.match(r.out, /FATAL {2}public\.Comment is not tracked.*\n {7}fix: SELECT walcast\.track\('"public"\."Comment"'\);/);
   assert.match(r.out, /walcast check: problems found/);
+
+  // Where the server has output_plugin_libraries (PostgreSQL 15.20), a list without
+  // wal2json is fatal; where it has none (15.18), check must not invent the problem.
+  const noPlugin = await cluster({ output_plugin_libraries: 'pgoutput, test_decoding' });
+  r = check(config(noPlugin, 1));
+  if (noPlugin.hasPluginList) {
+    assert.equal(r.status, 1, r.out);
+    assert.match(r.out, /FATAL {2}output_plugin_libraries \(pgoutput, test_decoding\) does not list wal2json\n {7}fix: ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json; SELECT pg_reload_conf\(\);/);
+  } else {
+    assert.equal(r.status, 0, r.out);
+    assert.doesNotMatch(r.out, /output_plugin_libraries/);
+  }
 
   const ok = await cluster();
   await ok.createSlot('other', { db: 'app', plugin: 'test_decoding' });

@@ -205,13 +205,30 @@ export class Cluster {
       fsync: 'off',
       full_page_writes: 'off',
       shared_buffers: "'32MB'",
-      ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, String(v)])),
+      ...Object.fromEntries(Object.entries(settings)
+        .filter(([k]) => k !== 'output_plugin_libraries')  // set with ALTER SYSTEM below, where it exists
+        .map(([k, v]) => [k, String(v)])),
     };
     const lines = Object.entries(conf).map(([k, v]) => `${k} = ${v}`).join('\n');
     appendFileSync(join(this.dataDir, 'postgresql.conf'), `\n# walcast test cluster\n${lines}\n`);
 
     await this._server('pg_ctl', ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start'],
       { timeoutMs: 90_000 });
+    await this.allowWal2json(settings.output_plugin_libraries);
+  }
+
+  // PostgreSQL builds with an output_plugin_libraries setting (Debian's 15.20) load only the
+  // plugins it lists; older ones (15.18) have no such setting and load any. `list` overrides
+  // the value (a test of a cluster that lacks wal2json). Resolves to whether it exists.
+  async allowWal2json(list = 'pgoutput, test_decoding, wal2json') {
+    try {
+      await this.psql(`ALTER SYSTEM SET output_plugin_libraries = ${list};`);
+    } catch (e) {
+      if (/unrecognized configuration parameter/.test(String(e.message))) return (this.hasPluginList = false);
+      throw e;
+    }
+    await this.psql('SELECT pg_reload_conf();');
+    return (this.hasPluginList = true);
   }
 
   // Runs SQL with psql -X -v ON_ERROR_STOP=1 and resolves to stdout. The script goes in on
