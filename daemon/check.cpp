@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/pg_text.hpp"
 #include "routing/config.hpp"
 
 namespace walcast {
@@ -56,8 +57,7 @@ public:
         const ExecStatusType st = PQresultStatus(r);
         out.ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
         if (!out.ok) {
-            out.error = PQresultErrorMessage(r);
-            while (!out.error.empty() && out.error.back() == '\n') out.error.pop_back();
+            out.error = one_line(PQresultErrorMessage(r));
             const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             out.sqlstate = s ? s : "";
         }
@@ -74,16 +74,7 @@ public:
     }
 };
 
-std::string sql_ident(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"') out += '"';
-        out += c;
-    }
-    return out + '"';
-}
-
-std::string qualified(const ModelConfig& m) { return sql_ident(m.schema) + "." + sql_ident(m.table); }
+std::string qualified(const ModelConfig& m) { return quote_ident(m.schema) + "." + quote_ident(m.table); }
 
 // Columns a DELETE carries under the table's replica identity; "*" for FULL.
 std::set<std::string> identity_columns(Db& db, const std::string& regclass, char ident) {
@@ -186,8 +177,7 @@ int run_check(const CheckOptions& options) {
     const char* values[] = {config.dsn.c_str(), "walcast-check", nullptr};
     Db db(PQconnectdbParams(keys, values, 1));
     if (PQstatus(db.conn) != CONNECTION_OK) {
-        std::string e = PQerrorMessage(db.conn);
-        while (!e.empty() && e.back() == '\n') e.pop_back();
+        const std::string e = one_line(PQerrorMessage(db.conn));
         report.fatal("cannot connect with dsn \"" + config.dsn + "\": " + e, "fix [postgres] dsn in the config, or pass --dsn");
         return 1;
     }
@@ -214,7 +204,7 @@ int run_check(const CheckOptions& options) {
     if (role.ok && !role.rows.empty() && role.rows[0][0] == "t") report.ok("role may replicate");
     else
         report.fatal("role " + std::string(PQuser(db.conn)) + " lacks the REPLICATION attribute",
-                     "ALTER ROLE " + sql_ident(PQuser(db.conn)) + " REPLICATION;");
+                     "ALTER ROLE " + quote_ident(PQuser(db.conn)) + " REPLICATION;");
 
     auto slot = db.query("SELECT plugin, active_pid, confirmed_flush_lsn, "
                          "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",

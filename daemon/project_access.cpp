@@ -3,6 +3,7 @@
 
 #include <boost/asio/post.hpp>
 #include "daemon/log.hpp"
+#include "daemon/pg_text.hpp"
 
 namespace walcast {
 
@@ -107,7 +108,7 @@ void QueryProjectAccess::await(Connection& c) {
             if (st == PGRES_TUPLES_OK) allowed = allowed || PQntuples(r) > 0;
             else if (st != PGRES_COMMAND_OK) {
                 failed = true;
-                log_warning(std::string("project access query failed: ") + PQresultErrorMessage(r));
+                log_warning("project access query failed: " + one_line(PQresultErrorMessage(r)));
             }
             PQclear(r);
         }
@@ -127,7 +128,7 @@ void QueryProjectAccess::finish(Connection& c, bool allowed) {
 }
 
 void QueryProjectAccess::reset(Connection& c, const char* why) {
-    log_warning(std::string("project access connection: ") + why + (c.conn ? std::string(": ") + PQerrorMessage(c.conn) : ""));
+    log_warning(std::string("project access connection: ") + why + (c.conn ? ": " + one_line(PQerrorMessage(c.conn)) : ""));
     c.alive.reset();
     c.timer.cancel();
     c.socket.detach();

@@ -7,45 +7,16 @@
 #include <cstring>
 #include <vector>
 
+#include "daemon/pg_text.hpp"
 #include "decoder/copy_message.hpp"
 
 namespace walcast {
 
 namespace {
 
-std::string quote_ident(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"') out += '"';
-        out += c;
-    }
-    return out + '"';
-}
+std::string trimmed_error(PGconn* conn) { return conn ? one_line(PQerrorMessage(conn)) : "out of memory"; }
 
-std::string quote_literal(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'') out += '\'';
-        out += c;
-    }
-    return out + '\'';
-}
-
-std::string trimmed_error(PGconn* conn) {
-    std::string e = conn ? PQerrorMessage(conn) : "out of memory";
-    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-    for (char& c : e)
-        if (c == '\n') c = ' ';
-    return e;
-}
-
-std::string result_error(PGresult* r) {
-    std::string e = PQresultErrorMessage(r);
-    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
-    for (char& c : e)
-        if (c == '\n') c = ' ';
-    return e;
-}
+std::string result_error(PGresult* r) { return one_line(PQresultErrorMessage(r)); }
 
 std::string sqlstate(PGresult* r) {
     const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
