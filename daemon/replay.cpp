@@ -51,20 +51,6 @@ private:
     std::string line_;
 };
 
-const char* action_letter(Action a) {
-    static char letters[7][2] = {"B", "C", "I", "U", "D", "T", "M"};
-    switch (a) {
-    case Action::Begin: return letters[0];
-    case Action::Commit: return letters[1];
-    case Action::Insert: return letters[2];
-    case Action::Update: return letters[3];
-    case Action::Delete: return letters[4];
-    case Action::Truncate: return letters[5];
-    case Action::Message: return letters[6];
-    }
-    return "?";
-}
-
 // --explain: buffers one transaction's lines, since a skip found late changes the fate of
 // changes before it, and prints them at commit.
 class Explainer : public RouteObserver, public EventSink {

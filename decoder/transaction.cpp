@@ -8,19 +8,6 @@ namespace walcast {
 
 namespace {
 
-const char* action_name(Action a) {
-    switch (a) {
-    case Action::Begin: return "B";
-    case Action::Commit: return "C";
-    case Action::Insert: return "I";
-    case Action::Update: return "U";
-    case Action::Delete: return "D";
-    case Action::Truncate: return "T";
-    case Action::Message: return "M";
-    }
-    return "?";
-}
-
 bool digits(std::string_view s, std::size_t at, std::size_t n, int& out) {
     if (at + n > s.size()) return false;
     auto [p, ec] = std::from_chars(s.data() + at, s.data() + at + n, out);
@@ -164,7 +151,7 @@ std::optional<Error> TransactionAssembler::feed(const Change& change) {
     case Action::Delete:
     case Action::Truncate:
         if (!open_)
-            return Error{std::string("change (") + action_name(change.action) + ") outside a transaction"};
+            return Error{std::string("change (") + action_letter(change.action) + ") outside a transaction"};
         sink_.on_change(change, context_ ? &*context_ : nullptr, verdict_);
         return std::nullopt;
     }

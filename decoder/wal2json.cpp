@@ -330,9 +330,9 @@ std::optional<Error> check_complete(const Handler& h, const Change& c) {
     case Action::Delete:
     case Action::Truncate:
         if (c.schema.empty() || c.table.empty())
-            return Error{std::string("action ") + static_cast<char>(c.action) + ": missing \"schema\" or \"table\""};
+            return Error{std::string("action ") + action_letter(c.action) + ": missing \"schema\" or \"table\""};
         if ((c.action == Action::Insert || c.action == Action::Update) && !h.seen_columns)
-            return Error{std::string("action ") + static_cast<char>(c.action) + ": missing \"columns\""};
+            return Error{std::string("action ") + action_letter(c.action) + ": missing \"columns\""};
         if (c.action == Action::Delete && !h.seen_identity)
             return Error{"action D: missing \"identity\""};
         return std::nullopt;

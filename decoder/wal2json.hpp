@@ -24,6 +24,9 @@ enum class Action : char {
     Message = 'M',
 };
 
+// The letter wal2json writes for an action ("B", "I", ...): the enum's own value.
+inline char action_letter(Action a) { return static_cast<char>(a); }
+
 // A column value as wal2json wrote it. Number keeps the literal digits ("9007199254740993",
 // "12345678.90"); String is unescaped and not validated as UTF-8 (the JSON writer does
 // that); Bool is "true" or "false".
