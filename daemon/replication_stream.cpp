@@ -56,7 +56,6 @@ void ReplicationStream::start() {
 }
 
 void ReplicationStream::poll_connect() {
-    socket_.attach(conn_);
     std::weak_ptr<bool> alive = alive_;
     switch (PQconnectPoll(conn_)) {
     case PGRES_POLLING_READING:
