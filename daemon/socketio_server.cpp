@@ -5,6 +5,8 @@
 #include "daemon/socketio_server.hpp"
 
 #include <openssl/rand.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -39,6 +41,71 @@ struct ConnectionSlot {
     SessionId session_id = 0;
 };
 
+// websocketpp's Asio transport turns every write into an Asio async operation, even when
+// the socket takes it at once, which is nearly always: the reactor op, its posted
+// completion and the handler chain cost more than the sendmsg itself at 1M frames/s.
+// This transport connection writes at once when the server asks (`write_now`, set around
+// its own send() calls; websocketpp starts a write only when none is in flight) and
+// completes inline;
+// whatever the socket does not take, or any error, goes the async way as before, so
+// websocketpp still sees one write at a time, in order.
+template <typename config>
+class EagerWriteConnection : public websocketpp::transport::asio::connection<config> {
+    using base = websocketpp::transport::asio::connection<config>;
+
+public:
+    typedef EagerWriteConnection<config> type;
+    typedef websocketpp::lib::shared_ptr<type> ptr;
+    using base::base;
+    using base::async_write;  // the one-buffer form (HTTP responses) stays as it is
+
+    bool write_now = false;
+
+    // websocketpp's send() posts the write it starts; while write_now it runs at once.
+    websocketpp::lib::error_code dispatch(websocketpp::transport::dispatch_handler handler) {
+        if (!write_now) return base::dispatch(std::move(handler));
+        handler();
+        return websocketpp::lib::error_code();
+    }
+
+    void async_write(const std::vector<websocketpp::transport::buffer>& bufs,
+                     websocketpp::transport::write_handler handler) {
+        if (!write_now || bufs.empty()) return base::async_write(bufs, std::move(handler));
+        iovec iov[64];
+        const std::size_t count = std::min(bufs.size(), std::size(iov));
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < count; ++i) {
+            iov[i].iov_base = const_cast<char*>(bufs[i].buf);
+            iov[i].iov_len = bufs[i].len;
+            total += bufs[i].len;
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = count;
+        const ssize_t sent = ::sendmsg(this->get_socket().native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (sent == static_cast<ssize_t>(total) && count == bufs.size()) return handler(websocketpp::lib::error_code());
+        // The rest (or all of it, on EAGAIN or an error Asio will report) the async way.
+        std::size_t skip = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+        std::vector<websocketpp::transport::buffer> rest;
+        rest.reserve(bufs.size());
+        for (const auto& b : bufs) {
+            if (skip >= b.len) {
+                skip -= b.len;
+                continue;
+            }
+            rest.emplace_back(b.buf + skip, b.len - skip);
+            skip = 0;
+        }
+        base::async_write(rest, std::move(handler));
+    }
+};
+
+template <typename config>
+struct EagerWriteEndpoint : websocketpp::transport::asio::endpoint<config> {
+    typedef EagerWriteConnection<config> transport_con_type;
+    typedef typename transport_con_type::ptr transport_con_ptr;
+};
+
 struct WsConfig : websocketpp::config::asio {
     typedef WsConfig type;
     typedef websocketpp::config::asio base;
@@ -55,7 +122,7 @@ struct WsConfig : websocketpp::config::asio {
         typedef type::elog_type elog_type;
         static const bool enable_multithreading = false;
     };
-    typedef websocketpp::transport::asio::endpoint<transport_config> transport_type;
+    typedef EagerWriteEndpoint<transport_config> transport_type;
 
     // websocketpp's own logging is compiled out; the server logs what matters itself.
     static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
@@ -605,13 +672,22 @@ struct SocketIoServer::Impl {
         request_close(s, kCloseSlowConsumer, "slow consumer", CloseCause::SlowConsumer);
     }
 
+    // websocketpp's send(), with the transport allowed to write at once (EagerWriteConnection).
+    template <typename... Args>
+    static websocketpp::lib::error_code send_now(Session& s, Args&&... args) {
+        s.con->write_now = true;
+        const websocketpp::lib::error_code ec = s.con->send(std::forward<Args>(args)...);
+        s.con->write_now = false;
+        return ec;
+    }
+
     // Frames that are not events (handshake, CONNECT replies, acks, pings, replayed events)
     // go out at once, after whatever this turn already queued for the session.
     void send_text(Session& s, const std::string& frame) {
         if (s.closing) return;
         send_queued(s);
         if (s.closing) return;
-        const websocketpp::lib::error_code ec = s.con->send(frame, websocketpp::frame::opcode::text);
+        const websocketpp::lib::error_code ec = send_now(s, frame, websocketpp::frame::opcode::text);
         if (ec) return;  // already closing on websocketpp's side; its close handler follows
         check_backlog(s);
     }
@@ -658,7 +734,7 @@ struct SocketIoServer::Impl {
         const MessagePtr run = run_of(s.queued);
         const std::size_t frames = s.queued.size();
         s.queued.clear();
-        if (s.con->send(run)) return;  // already closing on websocketpp's side
+        if (send_now(s, run)) return;  // already closing on websocketpp's side
         metrics.deliveries += frames;
         check_backlog(s);
     }
