@@ -253,6 +253,7 @@ struct SocketIoServer::Impl {
         Phase phase = Phase::AwaitingConnect;
         bool closing = false;    // no more frames are sent; the close is posted or under way
         std::vector<std::uint32_t> queued;  // frames of this turn's batch not yet sent to it
+        bool in_batch = false;              // listed in batch.recipients
         CloseCause cause = CloseCause::None;
 
         std::string user, tenant;
@@ -300,7 +301,7 @@ struct SocketIoServer::Impl {
     // Under load a turn carries more commits, so the cost per delivery falls as load rises.
     struct Batch {
         std::vector<MessagePtr> frames;         // prepared frames, in publish order
-        std::vector<SessionId> recipients;      // sessions with queued frames, first-queued order
+        std::vector<Session*> recipients;       // sessions with queued frames (null: closed since)
         // One message per distinct frame sequence, built at its first recipient.
         std::unordered_map<std::string, MessagePtr> runs;
         bool flush_posted = false;
@@ -698,7 +699,10 @@ struct SocketIoServer::Impl {
         // A session resumed after a restart already has what its client acknowledged by its
         // offset, though this process may still be re-sending it.
         if (offset <= s->resumed_at) return;
-        if (s->queued.empty()) batch.recipients.push_back(id);
+        if (!s->in_batch) {
+            s->in_batch = true;
+            batch.recipients.push_back(s);
+        }
         s->queued.push_back(frame);
         if (!batch.flush_posted) {
             batch.flush_posted = true;
@@ -741,9 +745,9 @@ struct SocketIoServer::Impl {
 
     void flush() {
         batch.flush_posted = false;
-        for (SessionId id : batch.recipients) {
-            Session* s = find(id);
+        for (Session* s : batch.recipients) {
             if (!s) continue;
+            s->in_batch = false;
             if (s->closing) s->queued.clear();
             else shielded("flush", [&] { send_queued(*s); });
         }
@@ -1155,6 +1159,7 @@ struct SocketIoServer::Impl {
         s.heartbeat.cancel();
         s.deadline.cancel();
         rooms.leave_all(s.id);
+        if (s.in_batch) std::replace(batch.recipients.begin(), batch.recipients.end(), &s, static_cast<Session*>(nullptr));
         sessions.erase(it);  // pending access checks find no session and do nothing
     }
 
