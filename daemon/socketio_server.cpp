@@ -46,9 +46,8 @@ struct ConnectionSlot {
 // completion and the handler chain cost more than the sendmsg itself at 1M frames/s.
 // This transport connection writes at once when the server asks (`write_now`, set around
 // its own send() calls; websocketpp starts a write only when none is in flight) and
-// completes inline;
-// whatever the socket does not take, or any error, goes the async way as before, so
-// websocketpp still sees one write at a time, in order.
+// completes inline; whatever the socket does not take, or any error, goes the async way as
+// before, so websocketpp still sees one write at a time, in order.
 template <typename config>
 class EagerWriteConnection : public websocketpp::transport::asio::connection<config> {
     using base = websocketpp::transport::asio::connection<config>;
@@ -159,6 +158,7 @@ constexpr std::uint16_t kCloseUnsupported = 1003;
 constexpr std::uint16_t kClosePolicy = 1008;
 constexpr std::uint16_t kCloseTooBig = 1009;
 constexpr std::uint16_t kCloseSlowConsumer = 4008;
+constexpr std::uint16_t kCloseTokenExpired = 4001;
 
 enum class Phase : std::uint8_t {
     AwaitingConnect,  // Engine.IO open sent; waiting for Socket.IO CONNECT
@@ -173,6 +173,7 @@ enum class CloseCause : std::uint8_t {
     SlowConsumer,
     PingTimeout,
     ConnectTimeout,
+    TokenExpired,
     Unauthorized,
     Shutdown,
 };
@@ -257,6 +258,7 @@ struct SocketIoServer::Impl {
         CloseCause cause = CloseCause::None;
 
         std::string user, tenant;
+        std::int64_t token_expires_ms = 0;  // the token's `exp`, Unix milliseconds
         std::string pid;             // recovery: private id of this session (empty when off)
         EventOffset base;            // recovery: newest event offset when it (re)connected
         bool recovering = false;     // a resume is waiting for its project checks
@@ -270,7 +272,7 @@ struct SocketIoServer::Impl {
         boost::asio::steady_timer heartbeat;  // next ping, then the pong deadline
         std::uint64_t heartbeat_gen = 0;      // ignores a wait that completed after being replaced
         bool awaiting_pong = false;
-        boost::asio::steady_timer deadline;   // CONNECT timeout, or the close after a refusal
+        boost::asio::steady_timer deadline;   // CONNECT timeout, the close after a refusal, or token expiry
         std::uint64_t deadline_gen = 0;
     };
 
@@ -310,7 +312,6 @@ struct SocketIoServer::Impl {
             frames.push_back(std::move(m));
             return static_cast<std::uint32_t>(frames.size() - 1);
         }
-        bool empty() const { return recipients.empty(); }
         void clear() {
             frames.clear();
             recipients.clear();
@@ -651,6 +652,10 @@ struct SocketIoServer::Impl {
                     request_close(*s, kClosePolicy, "connect timeout", CloseCause::ConnectTimeout);
                 } else if (s->phase == Phase::Refused) {
                     request_close(*s, kClosePolicy, "unauthorized", CloseCause::Unauthorized);
+                } else if (s->phase == Phase::Connected) {
+                    ++metrics.token_expiry_closes;
+                    log(LogLevel::Info, who(*s) + " closed: token expired (4001)");
+                    request_close(*s, kCloseTokenExpired, "token expired", CloseCause::TokenExpired);
                 }
             });
         });
@@ -860,6 +865,7 @@ struct SocketIoServer::Impl {
         }
 
         cancel_deadline(s);
+        s.token_expires_ms = claims->expires_at * 1000;
         s.user = std::move(claims->subject);
         s.tenant = std::move(claims->tenant);
         if (claims->projects) s.token_projects.emplace(claims->projects->begin(), claims->projects->end());
@@ -882,6 +888,13 @@ struct SocketIoServer::Impl {
         metrics.clients = connected;
         rooms.join(s.id, "user:" + s.user);
         rooms.join(s.id, "tenant:" + s.tenant);
+        // The token's authority ends at its `exp`; so does the connection. The close is not a
+        // goodbye, so the session stays resumable: a client whose `auth` callback hands out a
+        // fresh token reconnects by itself and, with recovery on, misses nothing.
+        const auto unix_now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+        arm_deadline(s, std::chrono::milliseconds(std::max<std::int64_t>(0, s.token_expires_ms - unix_now_ms)));
     }
 
     // A reconnect presenting a pid. Resumes when the pid is known, belongs to the same user

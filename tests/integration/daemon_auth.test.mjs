@@ -2,13 +2,17 @@
 // with transports: ["websocket"] and lands in user:<sub> and tenant:<tenantId>; missing,
 // malformed, wrong-signature, alg none, RS256-labelled, expired (and other invalid) tokens get
 // connect_error "unauthorized" and nothing else, while an already connected client keeps
-// receiving. Also: WALCAST_JWT_SECRET overrides jwt_secret_file; project_access = "token";
+// receiving. A token that expires while connected closes the connection with 4001, and a
+// client whose auth callback mints a fresh token comes back recovered, missing nothing.
+// Also: WALCAST_JWT_SECRET overrides jwt_secret_file; project_access = "token";
 // --dsn/--slot/--listen override the file.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { io } from 'socket.io-client';
 
 import {
   DB, dtest, startAppCluster, startDaemon, token, badTokens, signJwt, claimsFor, IoClient, RawClient,
@@ -148,6 +152,45 @@ dtest('a token of tenant evil is refused an acme project; join/leave acks', asyn
   assert.deepEqual(await acme.leave('p1'), { ok: true });
   evil.close();
   acme.close();
+});
+
+dtest('a token expiring while connected: closed 4001, back with a fresh token, nothing missed', async () => {
+  const closesBefore = await daemon.metric('walcast_token_expiry_closes_total');
+  // A raw client sees the close code.
+  const raw = await RawClient.open(daemon.wsUrl, { label: 'raw-expiring' });
+  await raw.openPacket();
+  raw.send(`40${JSON.stringify({ token: token(SECRET, { sub: 'x-raw', tenantId: 'acme', expIn: 3 }) })}`);
+  await raw.waitFrame((t) => t.startsWith('40'), { what: 'CONNECT answer' });
+
+  // socket.io-client as the README shows it: `auth` is a function, called on every connect.
+  let mints = 0;
+  const socket = io(daemon.url, {
+    transports: ['websocket'], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 200,
+    auth: (cb) => { mints++; cb({ token: token(SECRET, { sub: 'x1', tenantId: 'acme', expIn: mints === 1 ? 3 : 3600 }) }); },
+  });
+  const client = new IoClient(socket, 'expiring');
+  await waitUntil(() => socket.connected, { what: 'expiring client connected' });
+  const first = await notify('x1', 'before expiry');
+  await client.waitEvent((e) => e.payload?.id === first, { what: 'the first notification' });
+
+  const close = await Promise.race([raw.closed, sleep(8000).then(() => null)]);
+  assert.ok(close, 'the raw client was not closed within 8 s of a 3 s token');
+  assert.equal(close.code, 4001);
+  assert.equal(close.reason, 'token expired');
+  await waitUntil(() => client.disconnects.length > 0, { what: 'the expiring client disconnected' });
+  assert.equal(client.disconnects[0].reason, 'transport close', 'a close socket.io-client reconnects after');
+
+  const second = await notify('x1', 'around the reconnect');
+  await waitUntil(() => socket.connected && mints >= 2, { timeoutMs: 10_000, what: 'reconnected with a fresh token' });
+  assert.equal(socket.recovered, true, 'the session was resumed');
+  const third = await notify('x1', 'after the reconnect');
+  await client.waitEvent((e) => e.payload?.id === third, { what: 'the third notification' });
+  await sleep(200);  // a duplicate would arrive now
+  assert.deepEqual(client.named('notification:').map((e) => e.payload.id), [first, second, third]);
+
+  assert.equal(watcher.disconnects.length, 0, 'a client with a valid token stayed connected');
+  assert.equal(await daemon.metric('walcast_token_expiry_closes_total'), closesBefore + 2);
+  client.close();
 });
 
 dtest('project_access = "token", jwt_secret_file alone, and --dsn/--slot/--listen overriding the file', async () => {
