@@ -149,6 +149,10 @@ constexpr std::size_t kMaxProjectIdBytes = 256;
 constexpr std::chrono::milliseconds kRefusedGrace{1000};
 constexpr std::size_t kMaxStaticFileBytes = 8 << 20;
 constexpr std::uint32_t kNoFrame = ~std::uint32_t{0};
+// A turn's batch is written early once its frames reach this many bytes: what batching saves
+// is per-write overhead, which frames this large have amortized already, and a turn of big
+// rows must not hold them all (and their concatenations) at once.
+constexpr std::size_t kMaxBatchBytes = 256 << 10;
 
 // Close codes (RFC 6455 §7.4; 4000-4999 are the application's).
 constexpr std::uint16_t kCloseNormal = 1000;
@@ -306,9 +310,11 @@ struct SocketIoServer::Impl {
         std::vector<Session*> recipients;       // sessions with queued frames (null: closed since)
         // One message per distinct frame sequence, built at its first recipient.
         std::unordered_map<std::string, MessagePtr> runs;
+        std::size_t bytes = 0;  // of `frames`
         bool flush_posted = false;
 
         std::uint32_t add_frame(MessagePtr m) {
+            bytes += m->get_header().size() + m->get_payload().size();
             frames.push_back(std::move(m));
             return static_cast<std::uint32_t>(frames.size() - 1);
         }
@@ -316,6 +322,7 @@ struct SocketIoServer::Impl {
             frames.clear();
             recipients.clear();
             runs.clear();
+            bytes = 0;
         }
     };
 
@@ -334,6 +341,7 @@ struct SocketIoServer::Impl {
     RoomIndex rooms;
     std::unordered_map<SessionId, std::unique_ptr<Session>> sessions;
     Batch batch;
+    bool at_capacity = false;  // the last upgrade was refused for max_connections
 
     // Connection-state recovery. A session that drops (not one that said goodbye) is kept
     // here by pid for the window; a reconnect presenting the pid and the same identity gets
@@ -526,6 +534,20 @@ struct SocketIoServer::Impl {
             con->set_status(websocketpp::http::status_code::service_unavailable);
             return false;
         }
+        if (options.max_connections && sessions.size() >= options.max_connections) {
+            ++metrics.connections_refused;
+            if (!at_capacity) {  // once per episode: a flood must not flood the journal too
+                at_capacity = true;
+                log(LogLevel::Warning, "refusing upgrades (503): " + std::to_string(sessions.size()) +
+                    " connections open, limits.max_connections reached");
+            }
+            con->set_status(websocketpp::http::status_code::service_unavailable);
+            con->replace_header("Content-Type", "application/json");
+            con->replace_header("Connection", "close");
+            con->set_body(R"({"code":0,"message":"too many connections"})");
+            return false;
+        }
+        at_capacity = false;
         const std::string& resource = con->get_resource();
         const auto q = resource.find('?');
         const std::string path = resource.substr(0, q);
@@ -1269,6 +1291,7 @@ struct SocketIoServer::Impl {
             fan_out.text = text.get();
             fan_out.offset = offset;
             rooms.for_each_recipient(event.rooms, fan_out);
+            if (batch.bytes >= kMaxBatchBytes) flush();
         }
         if (recovery()) update_recovery_metrics();
     }
