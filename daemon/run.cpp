@@ -6,6 +6,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -469,9 +470,36 @@ private:
     }
 };
 
+// Descriptors kept back from clients: PostgreSQL connections, the state file, --record,
+// static files, /healthz and /metrics requests, and sockets between accept and handshake.
+constexpr std::size_t kReservedDescriptors = 64;
+
+// How many WebSocket clients the open-file limit allows. Raises the soft limit to the hard
+// one first (Debian's shells start at 1024; the systemd unit sets both). Keeping clients
+// below the limit matters beyond their own refusal: an accept() that fails with EMFILE is
+// retried by websocketpp at once, in a loop that takes the whole core.
+std::size_t connection_budget() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024 - kReservedDescriptors;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    const auto open_files = static_cast<std::size_t>(std::min<rlim_t>(limit.rlim_cur, 1u << 30));
+    return open_files > 2 * kReservedDescriptors ? open_files - kReservedDescriptors : open_files / 2;
+}
+
 }  // namespace
 
 int serve(Config config, ServerOptions server, std::FILE* record, const sigset_t* restore_mask) {
+    const std::size_t budget = connection_budget();
+    server.max_connections = config.max_connections ? std::min(config.max_connections, budget) : budget;
+    if (config.max_connections > budget) {
+        log_warning("limits.max_connections = " + std::to_string(config.max_connections) +
+            " is more than the open-file limit allows; serving at most " + std::to_string(budget) +
+            " clients (raise LimitNOFILE)");
+    }
     boost::asio::io_context io(1);
     auto daemon = std::make_unique<Daemon>(io, std::move(config), std::move(server), record);
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);

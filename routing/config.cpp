@@ -167,7 +167,7 @@ const std::vector<Section>& sections() {
         {"postgres", {"dsn", "slot", "message_prefix"}},
         {"server", {"listen"}},
         {"auth", {"jwt_secret_file", "tenant_claim", "project_access", "project_access_sql"}},
-        {"limits", {"max_events_per_transaction"}},
+        {"limits", {"max_events_per_transaction", "max_connections"}},
         {"events", {"numbers_as_strings"}},
         {"recovery", {"window_seconds", "max_bytes", "state_dir"}},
     };
@@ -409,6 +409,14 @@ void read_limits(Checker& check, const toml::table& t, Config& cfg) {
                 check.report(line_of(*v), "limits.max_events_per_transaction",
                              "must be a positive integer, got " + std::to_string(limit));
             }
+        }
+    }
+    if (const auto* v = t.get("max_connections")) {
+        std::int64_t limit = 0;
+        if (check.read(*v, "limits.max_connections", limit)) {
+            if (limit >= 0) cfg.max_connections = static_cast<std::size_t>(limit);
+            else check.report(line_of(*v), "limits.max_connections",
+                              "must be 0 (as many as the open-file limit allows) or more, got " + std::to_string(limit));
         }
     }
 }

@@ -64,6 +64,7 @@ struct Config {
         "SELECT 1 FROM \"Project\" WHERE id = $1 AND \"tenantId\" = $2";
     // [limits]
     std::size_t max_events_per_transaction = 10000;
+    std::size_t max_connections = 0;  // WebSocket clients at once; 0: as the open-file limit allows
     // [events]
     bool numbers_as_strings = false;  // int8/numeric values sent as JSON strings
     // [recovery]: Socket.IO connection-state recovery (0 seconds: off).

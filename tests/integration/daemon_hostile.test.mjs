@@ -3,7 +3,8 @@
 // is closed with 4008 once its send buffer passes 1 MiB; a 200 KiB frame -> 1009; garbage
 // (non-Socket.IO text, binary frames, an EVENT before CONNECT, reserved event names, bad
 // packets) is closed or refused; 10,000 join requests are refused beyond a bound or closed;
-// a client that never sends CONNECT is closed after ~10 s. The daemon's RSS stays bounded.
+// a client that never sends CONNECT is closed after ~10 s; beyond limits.max_connections an
+// upgrade gets 503 until a connection closes. The daemon's RSS stays bounded.
 // Raw clients use `ws`, frame by frame.
 
 import { before, after } from 'node:test';
@@ -11,7 +12,7 @@ import assert from 'node:assert/strict';
 
 import {
   DB, dtest, startAppCluster, startDaemon, token, IoClient, RawClient, closeAllClients, killAllDaemons, waitUntil,
-  startWriter, lit, sleep, compareEventIds, within,
+  startWriter, lit, sleep, compareEventIds, within, dropSlot,
 } from './lib/daemon.mjs';
 
 const SECRET = 'walcast-hostile-secret';
@@ -256,6 +257,39 @@ dtest('a client that never sends CONNECT is closed after ~10 s', async () => {
     'nothing but the open packet (and pings) before the close');
   // Counted (the close may have happened before `before` was read).
   assert.ok(await daemon.metric('walcast_connect_timeouts_total') >= Math.max(1, before));
+});
+
+dtest('limits.max_connections: one more upgrade gets 503 until a connection closes', async () => {
+  const capped = await startDaemon({
+    cluster, secret: SECRET, slot: 'walcast_capped', name: 'capped', configSet: { max_connections: 3 },
+  });
+  try {
+    // Connections count from the upgrade on, connected or not.
+    const a = await IoClient.connect(capped.url, token(SECRET, { sub: 'cap-a', tenantId: 'acme' }), { label: 'cap-a' });
+    const b = await RawClient.open(capped.wsUrl, { label: 'cap-b' });
+    const c = await RawClient.open(capped.wsUrl, { label: 'cap-c' });
+    const refused = await RawClient.open(capped.wsUrl, { label: 'cap-d' }).then(() => null, (e) => e);
+    assert.equal(refused?.status, 503, `the 4th upgrade: ${refused?.message ?? 'accepted'}`);
+    const viaIo = await IoClient.attempt(capped.url, { token: token(SECRET, { sub: 'cap-e', tenantId: 'acme' }) },
+      { label: 'cap-e', timeoutMs: 3000 });
+    viaIo.client.close();
+    assert.equal(viaIo.ok, false, 'socket.io-client cannot connect either');
+    assert.equal(await capped.metric('walcast_connections_refused_total'), 2);
+
+    // The connected client is unaffected, and a closed connection makes room.
+    assert.equal(a.socket.connected, true);
+    b.close();
+    await waitUntil(async () => {
+      const r = await RawClient.open(capped.wsUrl, { label: 'cap-f' }).catch(() => null);
+      return r;
+    }, { timeoutMs: 5000, what: 'an upgrade accepted after one connection closed' });
+    a.close();
+    c.close();
+  } finally {
+    const r = await capped.terminate();
+    assert.equal(r.code, 0);
+    await dropSlot(cluster, 'walcast_capped');
+  }
 });
 
 dtest('the good client received every event in commit order throughout; daemon RSS stayed bounded', async (t) => {

@@ -231,6 +231,7 @@ project_access_sql = "SELECT 1"
 
 [limits]
 max_events_per_transaction = 5
+max_connections = 20000
 
 [events]
 numbers_as_strings = true
@@ -251,6 +252,7 @@ key = ["tenantId", "id"]
         CHECK(cfg.project_access == "token");
         CHECK(cfg.project_access_sql == "SELECT 1");
         CHECK(cfg.max_events_per_transaction == 5);
+        CHECK(cfg.max_connections == 20000);
         CHECK(cfg.numbers_as_strings);
         REQUIRE(cfg.models.size() == 1);
         const ModelConfig& m = cfg.models[0];
@@ -275,6 +277,7 @@ key = ["tenantId", "id"]
         CHECK(cfg.project_access == "query");
         CHECK(cfg.project_access_sql == defaults.project_access_sql);
         CHECK(cfg.max_events_per_transaction == 10000);
+        CHECK(cfg.max_connections == 0);
         CHECK_FALSE(cfg.numbers_as_strings);
         REQUIRE(cfg.models.size() == 1);
         CHECK(cfg.models[0].key == std::vector<std::string>{"id"});
@@ -452,6 +455,10 @@ numbers_as_strings = "yes"
 [limits]
 max_events_per_transaction = 1.5
 )") == "walcast.toml:2: limits.max_events_per_transaction: expected an integer, got a float");
+        CHECK(error_of(R"(
+[limits]
+max_connections = -1
+)") == "walcast.toml:2: limits.max_connections: must be 0 (as many as the open-file limit allows) or more, got -1");
         CHECK(error_of("server = \"127.0.0.1:8787\"\n") == "walcast.toml:1: server: expected a table ([server]), got a string");
         CHECK(error_of(R"(
 [[model]]
