@@ -399,26 +399,23 @@ void read_auth(Checker& check, const toml::table& t, Config& cfg) {
     }
 }
 
+// Reads the integer at `section`.`key`, if present, into `out` when it is at least `min`;
+// otherwise reports what it must be (`expected`, e.g. "a positive integer").
+void read_count(Checker& check, const toml::table& t, std::string_view section, std::string_view key, std::int64_t min,
+                std::string_view expected, std::size_t& out) {
+    const auto* v = t.get(key);
+    if (!v) return;
+    const std::string path = std::string(section) + "." + std::string(key);
+    std::int64_t n = 0;
+    if (!check.read(*v, path, n)) return;
+    if (n >= min) out = static_cast<std::size_t>(n);
+    else check.report(line_of(*v), path, "must be " + std::string(expected) + ", got " + std::to_string(n));
+}
+
 void read_limits(Checker& check, const toml::table& t, Config& cfg) {
-    if (const auto* v = t.get("max_events_per_transaction")) {
-        std::int64_t limit = 0;
-        if (check.read(*v, "limits.max_events_per_transaction", limit)) {
-            if (limit > 0) {
-                cfg.max_events_per_transaction = static_cast<std::size_t>(limit);
-            } else {
-                check.report(line_of(*v), "limits.max_events_per_transaction",
-                             "must be a positive integer, got " + std::to_string(limit));
-            }
-        }
-    }
-    if (const auto* v = t.get("max_connections")) {
-        std::int64_t limit = 0;
-        if (check.read(*v, "limits.max_connections", limit)) {
-            if (limit >= 0) cfg.max_connections = static_cast<std::size_t>(limit);
-            else check.report(line_of(*v), "limits.max_connections",
-                              "must be 0 (as many as the open-file limit allows) or more, got " + std::to_string(limit));
-        }
-    }
+    read_count(check, t, "limits", "max_events_per_transaction", 1, "a positive integer", cfg.max_events_per_transaction);
+    read_count(check, t, "limits", "max_connections", 0, "0 (as many as the open-file limit allows) or more",
+               cfg.max_connections);
 }
 
 void read_events(Checker& check, const toml::table& t, Config& cfg) {
@@ -426,20 +423,8 @@ void read_events(Checker& check, const toml::table& t, Config& cfg) {
 }
 
 void read_recovery(Checker& check, const toml::table& t, Config& cfg) {
-    if (const auto* v = t.get("window_seconds")) {
-        std::int64_t seconds = 0;
-        if (check.read(*v, "recovery.window_seconds", seconds)) {
-            if (seconds >= 0) cfg.recovery_window_seconds = static_cast<std::size_t>(seconds);
-            else check.report(line_of(*v), "recovery.window_seconds", "must be 0 (off) or more, got " + std::to_string(seconds));
-        }
-    }
-    if (const auto* v = t.get("max_bytes")) {
-        std::int64_t bytes = 0;
-        if (check.read(*v, "recovery.max_bytes", bytes)) {
-            if (bytes > 0) cfg.recovery_max_bytes = static_cast<std::size_t>(bytes);
-            else check.report(line_of(*v), "recovery.max_bytes", "must be a positive integer, got " + std::to_string(bytes));
-        }
-    }
+    read_count(check, t, "recovery", "window_seconds", 0, "0 (off) or more", cfg.recovery_window_seconds);
+    read_count(check, t, "recovery", "max_bytes", 1, "a positive integer", cfg.recovery_max_bytes);
     if (const auto* v = t.get("state_dir")) check.read(*v, "recovery.state_dir", cfg.state_dir);
 }
 
