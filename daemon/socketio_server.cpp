@@ -534,6 +534,14 @@ struct SocketIoServer::Impl {
             con->set_status(websocketpp::http::status_code::service_unavailable);
             return false;
         }
+        // An Engine.IO-style JSON refusal, as the reference server answers.
+        auto refuse = [&](websocketpp::http::status_code::value status, int code, const char* message) {
+            con->set_status(status);
+            con->replace_header("Content-Type", "application/json");
+            con->replace_header("Connection", "close");
+            con->set_body(std::string("{\"code\":") + std::to_string(code) + ",\"message\":\"" + message + "\"}");
+            return false;
+        };
         if (options.max_connections && sessions.size() >= options.max_connections) {
             ++metrics.connections_refused;
             if (!at_capacity) {  // once per episode: a flood must not flood the journal too
@@ -541,27 +549,19 @@ struct SocketIoServer::Impl {
                 log(LogLevel::Warning, "refusing upgrades (503): " + std::to_string(sessions.size()) +
                     " connections open, limits.max_connections reached");
             }
-            con->set_status(websocketpp::http::status_code::service_unavailable);
-            con->replace_header("Content-Type", "application/json");
-            con->replace_header("Connection", "close");
-            con->set_body(R"({"code":0,"message":"too many connections"})");
-            return false;
+            return refuse(websocketpp::http::status_code::service_unavailable, 0, "too many connections");
         }
         at_capacity = false;
         const std::string& resource = con->get_resource();
         const auto q = resource.find('?');
         const std::string path = resource.substr(0, q);
         const std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(resource).substr(q + 1);
-        auto refuse = [&](websocketpp::http::status_code::value status, int code, const char* message) {
+        auto bad_request = [&](websocketpp::http::status_code::value status, int code, const char* message) {
             ++metrics.protocol_errors;
-            con->set_status(status);
-            con->replace_header("Content-Type", "application/json");
-            con->replace_header("Connection", "close");
-            con->set_body(std::string("{\"code\":") + std::to_string(code) + ",\"message\":\"" + message + "\"}");
-            return false;
+            return refuse(status, code, message);
         };
         if (path != "/socket.io/" && path != "/socket.io")
-            return refuse(websocketpp::http::status_code::not_found, 0, "Not found");
+            return bad_request(websocketpp::http::status_code::not_found, 0, "Not found");
 
         std::optional<std::string_view> eio, transport, sid;
         for (std::size_t pos = 0; pos <= query.size();) {
@@ -576,11 +576,11 @@ struct SocketIoServer::Impl {
             else if (key == "sid") sid = value;
             pos = amp + 1;
         }
-        if (!eio || *eio != "4") return refuse(websocketpp::http::status_code::bad_request, 5, "Unsupported protocol version");
+        if (!eio || *eio != "4") return bad_request(websocketpp::http::status_code::bad_request, 5, "Unsupported protocol version");
         if (!transport || *transport != "websocket")
-            return refuse(websocketpp::http::status_code::bad_request, 0, "Transport unknown");
+            return bad_request(websocketpp::http::status_code::bad_request, 0, "Transport unknown");
         // An upgrade of a polling session: walcast never creates one.
-        if (sid) return refuse(websocketpp::http::status_code::bad_request, 1, "Session ID unknown");
+        if (sid) return bad_request(websocketpp::http::status_code::bad_request, 1, "Session ID unknown");
         return true;
     }
 
