@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { micros, parseCapture } from './lib/capture.mjs';
 import { startCluster, lit } from './lib/pg.mjs';
 
 const SOURCE_DIR = process.env.WALCAST_SOURCE_DIR
@@ -261,47 +262,10 @@ function runProcess(cmd, args, { timeoutMs = 60_000 } = {}) {
   });
 }
 
-// Groups the capture into transactions. Rows keep wal2json's column arrays.
-function parseCapture(text) {
-  const txns = [];
-  const nonTransactional = [];
-  let cur = null;
-  for (const [n, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue;
-    const rec = JSON.parse(line);
-    switch (rec.action) {
-      case 'B':
-        assert.equal(cur, null, `line ${n + 1}: B inside a transaction`);
-        cur = { xid: rec.xid, changes: [], messages: [] };
-        break;
-      case 'C':
-        assert.ok(cur && cur.xid === rec.xid, `line ${n + 1}: C without its B`);
-        cur.end = rec.nextlsn;
-        cur.timestamp = rec.timestamp;
-        txns.push(cur);
-        cur = null;
-        break;
-      case 'M':
-        if (!rec.transactional) nonTransactional.push(rec);
-        else cur.messages.push({ ...rec, index: cur.changes.length });
-        break;
-      default:
-        cur.changes.push(rec);
-    }
-  }
-  assert.equal(cur, null, 'capture ends inside a transaction');
-  return { txns, nonTransactional };
-}
-
-function rowOf(change) {
-  const cols = change.action === 'D' ? change.identity : change.columns;
-  return Object.fromEntries(cols.map((c) => [c.name, c.value]));
-}
-
 function findChange(table, id, action) {
   for (const txn of capture.txns) {
     for (const ch of txn.changes) {
-      if (ch.table === table && (!action || ch.action === action) && ch.action !== 'T' && rowOf(ch).id === id) {
+      if (ch.table === table && (!action || ch.action === action) && ch.action !== 'T' && ch.row.id === id) {
         return { txn, change: ch };
       }
     }
@@ -313,13 +277,6 @@ function txnOf(table, id) {
   const found = findChange(table, id);
   assert.ok(found, `no ${table} ${id} in the capture`);
   return found.txn;
-}
-
-// "2026-11-26 04:35:40.477297+00" / "2026-11-26T04:35:40.477297Z" -> microseconds since epoch.
-function micros(ts) {
-  const m = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:\+00(?::00)?|Z)$/.exec(ts);
-  assert.ok(m, `not a UTC timestamp: ${ts}`);
-  return BigInt(Date.parse(`${m[1]}T${m[2]}Z`)) * 1000n + BigInt((m[3] ?? '').padEnd(6, '0'));
 }
 
 before(async () => {
@@ -356,6 +313,8 @@ GRANT INSERT, UPDATE, DELETE, SELECT, TRUNCATE ON ${[...ROUTED_TABLES, 'Widget']
     await recorder.stop();
   }
   capture = parseCapture(readFileSync(captureFile, 'utf8'));
+  assert.equal(capture.abandoned, 0, 'a B inside a transaction');
+  assert.equal(capture.open, false, 'the capture ends inside a transaction');
 });
 
 // Runs the binary on the capture (once per argument list).
@@ -478,7 +437,7 @@ test('replay prints exactly the expected events', async () => {
   };
   const createdAt = (id) => {
     const found = findChange('Task', id, 'I');
-    return rowOf(found.change).createdAt;
+    return found.change.row.createdAt;
   };
   const task = (id, projectId, title, extra = {}) => ({
     id, projectId, title, status: 'todo', assigneeId: null, position: null, estimate: null,

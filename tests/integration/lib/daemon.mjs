@@ -20,6 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { freePort, lit, lsnToBigInt, startCluster } from './pg.mjs';
+import { micros, parseCapture } from './capture.mjs';
 
 async function importOrExplain(name) {
   try {
@@ -264,53 +265,6 @@ export function startWriter(cluster, { sqlFor, batch = 10, pauseMs = 0, db = DB,
 // An independent view of the stream: a second slot read with pg_recvlogical.
 
 // "2026-11-26 04:35:40.477297+00" or "2026-11-26T04:35:40.477297Z" -> µs since the epoch.
-export function micros(ts) {
-  const m = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:\+00(?::?00)?|Z)$/.exec(String(ts));
-  if (!m) throw new Error(`not a UTC timestamp: ${JSON.stringify(ts)}`);
-  return BigInt(Date.parse(`${m[1]}T${m[2]}Z`)) * 1000n + BigInt((m[3] ?? '').padEnd(6, '0'));
-}
-
-// wal2json v2 lines -> committed transactions in commit order. Each change carries `row`
-// (new row; the old row, from identity, for a DELETE) as {column: value}.
-export function parseCapture(text) {
-  const txns = [];
-  const nonTransactional = [];
-  let cur = null;
-  for (const [n, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue;
-    let rec;
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`capture line ${n + 1} is not JSON (${e.message}): ${line.slice(0, 200)}`);
-    }
-    switch (rec.action) {
-      case 'B':
-        cur = { xid: rec.xid, begin: rec.lsn, changes: [], messages: [] };
-        break;
-      case 'C':
-        if (!cur || cur.xid !== rec.xid) throw new Error(`capture line ${n + 1}: C without its B`);
-        cur.end = rec.nextlsn;
-        cur.commitLsn = rec.lsn;
-        cur.timestamp = rec.timestamp;
-        txns.push(cur);
-        cur = null;
-        break;
-      case 'M':
-        if (!rec.transactional) nonTransactional.push(rec);
-        else if (cur) cur.messages.push({ ...rec, index: cur.changes.length });
-        break;
-      default: {
-        if (!cur) throw new Error(`capture line ${n + 1}: change outside a transaction`);
-        const cols = rec.action === 'D' ? rec.identity : rec.columns;
-        const row = cols ? Object.fromEntries(cols.map((c) => [c.name, c.value])) : null;
-        cur.changes.push({ action: rec.action, schema: rec.schema, table: rec.table, row, line: n + 1 });
-      }
-    }
-  }
-  return { txns, nonTransactional };
-}
-
 export class Capture {
   constructor(cluster, { slot = 'audit', db = DB } = {}) {
     this.cluster = cluster;
@@ -409,8 +363,11 @@ export function parseMetrics(text) {
 const allDaemons = [];
 
 export class Daemon {
-  constructor({ name, configFile, port, args, env, logFile }) {
+  // `wrapper`: a command that runs walcast (e.g. ['prlimit', '--nofile=256', '--']); it must
+  // exec it, so the pid stays walcast's.
+  constructor({ name, configFile, port, args, env, logFile, wrapper = [] }) {
     this.name = name;
+    this.wrapper = wrapper;
     this.configFile = configFile;
     this.port = port;
     this.args = args;
@@ -427,7 +384,8 @@ export class Daemon {
     const fd = openSync(this.logFile, 'a');
     const argv = ['run', '--config', this.configFile, ...this.args];
     writeFileSync(this.logFile, `# ${WALCAST_BIN} ${argv.join(' ')}\n`, { flag: 'a' });
-    this.child = spawn(WALCAST_BIN, argv, { env: this.env, stdio: ['ignore', fd, fd] });
+    const command = [...this.wrapper, WALCAST_BIN, ...argv];
+    this.child = spawn(command[0], command.slice(1), { env: this.env, stdio: ['ignore', fd, fd] });
     // A daemon left running must not keep this process alive (the exit hook kills it).
     this.child.unref();
     closeSync(fd);
@@ -536,7 +494,7 @@ export class Daemon {
 // 200 (unless waitHealthy is false). `args` are extra command-line flags.
 export async function startDaemon({
   cluster, slot = 'walcast', secret, configSet = {}, configAppend = '', args = [], env = {}, waitHealthy = true,
-  name = 'walcast', port, configFile, secretInEnv = true, timeoutMs = 30_000,
+  name = 'walcast', port, configFile, secretInEnv = true, timeoutMs = 30_000, wrapper,
 }) {
   const listenPort = port ?? await freePort();
   let file = configFile;
@@ -549,7 +507,7 @@ export async function startDaemon({
   for (const k of Object.keys(cleanEnv)) if (k.startsWith('PG') || k.startsWith('WALCAST_')) delete cleanEnv[k];
   if (secretInEnv && secret !== undefined) cleanEnv.WALCAST_JWT_SECRET = secret;
   const d = new Daemon({
-    name, configFile: file, port: listenPort, args, env: { ...cleanEnv, ...env },
+    name, configFile: file, port: listenPort, args, env: { ...cleanEnv, ...env }, wrapper,
     logFile: join(work(), `${name}-${allDaemons.length + 1}.log`),
   }).spawn();
   if (waitHealthy) {
@@ -813,7 +771,7 @@ export function compareEventIds(a, b) {
   return 0;
 }
 
-export { lit, lsnToBigInt, freePort };
+export { lit, lsnToBigInt, freePort, micros, parseCapture };
 
 // Drops a slot once no walsender holds it any more (a stopped daemon's walsender may linger).
 export async function dropSlot(cluster, slot, { timeoutMs = 15_000 } = {}) {
