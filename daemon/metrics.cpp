@@ -65,7 +65,8 @@ std::string Metrics::render() const {
     metric(out, "walcast_connect_timeouts_total", "counter", "Clients closed for not sending CONNECT in time.",
            connect_timeouts);
     metric(out, "walcast_connections_refused_total", "counter",
-           "WebSocket upgrades refused with 503 because max_connections were open.", connections_refused);
+           "Connections refused: upgrades answered 503 at max_connections, sockets closed at the open-file budget.",
+           connections_refused);
     metric(out, "walcast_token_expiry_closes_total", "counter",
            "Clients closed with 4001 because their token expired while connected.", token_expiry_closes);
     metric(out, "walcast_ping_timeouts_total", "counter", "Clients closed for not answering a ping.", ping_timeouts);

@@ -34,7 +34,7 @@ struct Metrics {
     std::uint64_t oversized_frame_closes = 0;  // close 1009
     std::uint64_t protocol_errors = 0;       // bad Engine.IO/Socket.IO input, closed or refused
     std::uint64_t connect_timeouts = 0;      // no CONNECT within the limit
-    std::uint64_t connections_refused = 0;   // upgrades refused (503): max_connections reached
+    std::uint64_t connections_refused = 0;   // 503 at max_connections, or closed at the socket budget
     std::uint64_t token_expiry_closes = 0;   // close 4001: the token's exp passed while connected
     std::uint64_t ping_timeouts = 0;
     std::uint64_t join_allowed = 0;

@@ -474,7 +474,8 @@ private:
 // static files, /healthz and /metrics requests, and sockets between accept and handshake.
 constexpr std::size_t kReservedDescriptors = 64;
 
-// How many WebSocket clients the open-file limit allows. Raises the soft limit to the hard
+// How many sockets (WebSocket clients, HTTP requests, handshakes in progress) the open-file
+// limit allows. Raises the soft limit to the hard
 // one first (Debian's shells start at 1024; the systemd unit sets both). Keeping clients
 // below the limit matters beyond their own refusal: an accept() that fails with EMFILE is
 // retried by websocketpp at once, in a loop that takes the whole core.
@@ -494,6 +495,7 @@ std::size_t connection_budget() {
 
 int serve(Config config, ServerOptions server, std::FILE* record, const sigset_t* restore_mask) {
     const std::size_t budget = connection_budget();
+    server.max_sockets = budget;
     server.max_connections = config.max_connections ? std::min(config.max_connections, budget) : budget;
     if (config.max_connections > budget) {
         log_warning("limits.max_connections = " + std::to_string(config.max_connections) +

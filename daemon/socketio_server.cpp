@@ -36,8 +36,17 @@ namespace walcast {
 namespace {
 
 // Carried by every websocketpp connection (config::connection_base): the session it belongs
-// to, so handlers find it without a map from connection handles.
+// to, so handlers find it without a map from connection handles. Also counts connections.
 struct ConnectionSlot {
+    // websocketpp connections alive: accepted sockets of every kind (upgraded, plain HTTP,
+    // handshake not read yet) plus the one waiting in accept. Only the loop thread makes them.
+    static inline std::size_t alive = 0;
+
+    ConnectionSlot() { ++alive; }
+    ~ConnectionSlot() { --alive; }
+    ConnectionSlot(const ConnectionSlot&) = delete;
+    ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
     SessionId session_id = 0;
 };
 
@@ -341,7 +350,7 @@ struct SocketIoServer::Impl {
     RoomIndex rooms;
     std::unordered_map<SessionId, std::unique_ptr<Session>> sessions;
     Batch batch;
-    bool at_capacity = false;  // the last upgrade was refused for max_connections
+    bool at_capacity = false;  // the last connection was refused for a limit
 
     // Connection-state recovery. A session that drops (not one that said goodbye) is kept
     // here by pid for the window; a reconnect presenting the pid and the same identity gets
@@ -466,9 +475,10 @@ struct SocketIoServer::Impl {
         ws.set_listen_backlog(1024);
 
         std::weak_ptr<char> guard = alive;
-        ws.set_socket_init_handler([](connection_hdl, boost::asio::ip::tcp::socket& socket) {
-            boost::system::error_code ignored;
-            socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);  // events are small and latency matters
+        // Runs once a socket is accepted, before its handshake is read. (The socket-init hook
+        // runs earlier, on the socket before accept() opens it: options set there are lost.)
+        ws.set_tcp_pre_init_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("accept", [&] { on_accepted(h); });
         });
         ws.set_validate_handler([this, guard](connection_hdl h) {
             bool accept = false;
@@ -524,6 +534,31 @@ struct SocketIoServer::Impl {
 
     // ---- handshake -----------------------------------------------------------------------
 
+    void on_accepted(connection_hdl h) {
+        websocketpp::lib::error_code ec;
+        ConnectionPtr con = ws.get_con_from_hdl(h, ec);
+        if (ec) return;
+        boost::system::error_code ignored;
+        auto& socket = con->get_raw_socket();
+        if (options.max_sockets && ConnectionSlot::alive > options.max_sockets) {
+            // Closed before its handshake is read: websocketpp's read fails and it cleans up.
+            note_refusal("sockets at the open-file budget");
+            socket.close(ignored);
+            return;
+        }
+        socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);  // events are small and latency matters
+    }
+
+    // Counts a connection refused for a limit; logs once per episode (until one is accepted
+    // again), so a flood does not flood the journal too.
+    void note_refusal(const char* why) {
+        ++metrics.connections_refused;
+        if (at_capacity) return;
+        at_capacity = true;
+        log(LogLevel::Warning, std::string("refusing connections: ") + why + " (" + std::to_string(sessions.size()) +
+            " WebSocket sessions, " + std::to_string(ConnectionSlot::alive) + " connections)");
+    }
+
     // Refuses an upgrade anywhere but /socket.io/?EIO=4&transport=websocket with 400 and an
     // Engine.IO-style JSON body, as the reference server does.
     bool on_validate(connection_hdl h) {
@@ -543,12 +578,7 @@ struct SocketIoServer::Impl {
             return false;
         };
         if (options.max_connections && sessions.size() >= options.max_connections) {
-            ++metrics.connections_refused;
-            if (!at_capacity) {  // once per episode: a flood must not flood the journal too
-                at_capacity = true;
-                log(LogLevel::Warning, "refusing upgrades (503): " + std::to_string(sessions.size()) +
-                    " connections open, limits.max_connections reached");
-            }
+            note_refusal("upgrades answered 503, limits.max_connections reached");
             return refuse(websocketpp::http::status_code::service_unavailable, 0, "too many connections");
         }
         at_capacity = false;

@@ -30,6 +30,7 @@ struct ServerOptions {
     std::size_t max_frame = 64 << 10;           // incoming frame; over -> 1009
     std::size_t max_rooms_per_client = 256;     // project rooms joined; over -> join refused
     std::size_t max_connections = 0;            // WebSocket connections at once; over -> 503; 0: no cap
+    std::size_t max_sockets = 0;                // accepted sockets of any kind; over -> closed at once; 0: no cap
     std::chrono::milliseconds connect_timeout{10000};  // no Socket.IO CONNECT -> close
     std::chrono::milliseconds ping_interval{25000};
     std::chrono::milliseconds ping_timeout{20000};

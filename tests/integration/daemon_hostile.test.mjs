@@ -4,11 +4,14 @@
 // (non-Socket.IO text, binary frames, an EVENT before CONNECT, reserved event names, bad
 // packets) is closed or refused; 10,000 join requests are refused beyond a bound or closed;
 // a client that never sends CONNECT is closed after ~10 s; beyond limits.max_connections an
-// upgrade gets 503 until a connection closes. The daemon's RSS stays bounded.
+// upgrade gets 503 until a connection closes; idle sockets beyond the open-file budget are
+// closed at once instead of making accept() fail (and spin). The daemon's RSS stays bounded.
 // Raw clients use `ws`, frame by frame.
 
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 
 import {
   DB, dtest, startAppCluster, startDaemon, token, IoClient, RawClient, closeAllClients, killAllDaemons, waitUntil,
@@ -289,6 +292,57 @@ dtest('limits.max_connections: one more upgrade gets 503 until a connection clos
     const r = await capped.terminate();
     assert.equal(r.code, 0);
     await dropSlot(cluster, 'walcast_capped');
+  }
+});
+
+// CPU seconds (user + system) of a process so far.
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in USER_HZ (100)
+}
+
+dtest('idle sockets beyond the open-file budget are closed at once; no accept loop spins', async () => {
+  // 256 descriptors: walcast keeps 64 back, so at most 192 sockets are accepted.
+  const capped = await startDaemon({
+    cluster, secret: SECRET, slot: 'walcast_fd_capped', name: 'fd-capped', wrapper: ['prlimit', '--nofile=256:256', '--'],
+  });
+  const sockets = [];
+  try {
+    const refusedBefore = await capped.metric('walcast_connections_refused_total');
+    let closedByServer = 0;
+    await Promise.all(Array.from({ length: 400 }, () => new Promise((resolvePromise) => {
+      const s = tcpConnect(capped.port, '127.0.0.1');
+      sockets.push(s);
+      s.on('error', () => {});
+      s.on('close', () => { closedByServer++; });
+      s.once('connect', resolvePromise);
+      s.once('close', resolvePromise);
+    })));
+    await sleep(300);
+    const cpuBefore = cpuSeconds(capped.pid);
+    await sleep(2000);
+    const busy = (cpuSeconds(capped.pid) - cpuBefore) / 2;
+    assert.ok(busy < 0.3, `walcast used ${Math.round(busy * 100)}% of a core holding 400 idle sockets`);
+    assert.ok(closedByServer >= 400 - 192, `only ${closedByServer} of 400 idle sockets were closed`);
+
+    // Once they are gone, clients connect and receive as usual.
+    for (const s of sockets) s.destroy();
+    const c = await waitUntil(async () => {
+      const r = await IoClient.attempt(capped.url, { token: token(SECRET, { sub: 'fd-ok', tenantId: 'acme' }) },
+        { label: 'fd-ok', timeoutMs: 2000 });
+      if (!r.ok) r.client.close();
+      return r.ok ? r.client : null;
+    }, { timeoutMs: 15_000, what: 'a client connecting after the idle sockets left' });
+    assert.deepEqual(await c.join('ph'), { ok: true });
+    await c.waitEvent((e) => e.payload?.id?.startsWith('h-'), { what: 'a steady event on the capped daemon' });
+    c.close();
+    assert.ok(await capped.metric('walcast_connections_refused_total') - refusedBefore >= 400 - 192 - 1);
+  } finally {
+    for (const s of sockets) s.destroy();
+    const r = await capped.terminate();
+    assert.equal(r.code, 0);
+    await dropSlot(cluster, 'walcast_fd_capped');
   }
 });
 
