@@ -56,16 +56,18 @@ struct ConnectionSlot {
 // This transport connection writes at once when the server asks (`write_now`, set around
 // its own send() calls; websocketpp starts a write only when none is in flight) and
 // completes inline; whatever the socket does not take, or any error, goes the async way as
-// before, so websocketpp still sees one write at a time, in order.
+// before, so websocketpp still sees one write at a time, in order. It also knows when
+// websocketpp has a write in flight, so event frames can skip websocketpp altogether.
 template <typename config>
 class EagerWriteConnection : public websocketpp::transport::asio::connection<config> {
     using base = websocketpp::transport::asio::connection<config>;
+    using buffer = websocketpp::transport::buffer;
+    using write_handler = websocketpp::transport::write_handler;
 
 public:
     typedef EagerWriteConnection<config> type;
     typedef websocketpp::lib::shared_ptr<type> ptr;
     using base::base;
-    using base::async_write;  // the one-buffer form (HTTP responses) stays as it is
 
     bool write_now = false;
 
@@ -76,25 +78,25 @@ public:
         return websocketpp::lib::error_code();
     }
 
-    void async_write(const std::vector<websocketpp::transport::buffer>& bufs,
-                     websocketpp::transport::write_handler handler) {
-        if (!write_now || bufs.empty()) return base::async_write(bufs, std::move(handler));
-        iovec iov[64];
-        const std::size_t count = std::min(bufs.size(), std::size(iov));
+    // HTTP responses and the handshake.
+    void async_write(const char* buf, std::size_t len, write_handler handler) {
+        writing_ = true;
+        base::async_write(buf, len, tracked(std::move(handler)));
+    }
+
+    void async_write(const std::vector<buffer>& bufs, write_handler handler) {
+        writing_ = true;
+        if (!write_now || bufs.empty()) return base::async_write(bufs, tracked(std::move(handler)));
+        const ssize_t sent = sendmsg_at_once(bufs.data(), bufs.size());
         std::size_t total = 0;
-        for (std::size_t i = 0; i < count; ++i) {
-            iov[i].iov_base = const_cast<char*>(bufs[i].buf);
-            iov[i].iov_len = bufs[i].len;
-            total += bufs[i].len;
+        for (const auto& b : bufs) total += b.len;
+        if (sent == static_cast<ssize_t>(total)) {
+            writing_ = false;
+            return handler(websocketpp::lib::error_code());
         }
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = count;
-        const ssize_t sent = ::sendmsg(this->get_socket().native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (sent == static_cast<ssize_t>(total) && count == bufs.size()) return handler(websocketpp::lib::error_code());
         // The rest (or all of it, on EAGAIN or an error Asio will report) the async way.
         std::size_t skip = sent > 0 ? static_cast<std::size_t>(sent) : 0;
-        std::vector<websocketpp::transport::buffer> rest;
+        std::vector<buffer> rest;
         rest.reserve(bufs.size());
         for (const auto& b : bufs) {
             if (skip >= b.len) {
@@ -104,8 +106,44 @@ public:
             rest.emplace_back(b.buf + skip, b.len - skip);
             skip = 0;
         }
-        base::async_write(rest, std::move(handler));
+        base::async_write(rest, tracked(std::move(handler)));
     }
+
+    // Writes whole frames straight to the socket, bypassing websocketpp's queue, when it has
+    // no write in flight; the caller checks that nothing is queued either
+    // (get_buffered_amount() == 0), so websocketpp's frames and these cannot interleave.
+    // Returns the bytes written (what is left must go through websocketpp next), or -1 when
+    // websocketpp is writing. A failed socket returns 0: websocketpp's write reports it.
+    ssize_t write_directly(const std::string& head, const std::string& body) {
+        if (writing_) return -1;
+        const buffer parts[2] = {buffer(head.data(), head.size()), buffer(body.data(), body.size())};
+        return std::max<ssize_t>(0, sendmsg_at_once(parts, 2));
+    }
+
+private:
+    ssize_t sendmsg_at_once(const buffer* bufs, std::size_t count) {
+        iovec iov[64];
+        count = std::min(count, std::size(iov));
+        for (std::size_t i = 0; i < count; ++i) {
+            iov[i].iov_base = const_cast<char*>(bufs[i].buf);
+            iov[i].iov_len = bufs[i].len;
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = count;
+        return ::sendmsg(this->get_socket().native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+
+    // websocketpp's write handler, noting first that its write is done. The base binds a
+    // shared_ptr to this connection into the operation, so `this` outlives it.
+    write_handler tracked(write_handler handler) {
+        return [this, handler = std::move(handler)](const websocketpp::lib::error_code& ec) {
+            writing_ = false;
+            handler(ec);
+        };
+    }
+
+    bool writing_ = false;  // websocketpp has a write on the socket
 };
 
 template <typename config>
@@ -795,9 +833,29 @@ struct SocketIoServer::Impl {
         const MessagePtr run = run_of(s.queued);
         const std::size_t frames = s.queued.size();
         s.queued.clear();
-        if (send_now(s, run)) return;  // already closing on websocketpp's side
+        if (!write_run(s, run)) return;  // already closing on websocketpp's side
         metrics.deliveries += frames;
         check_backlog(s);
+    }
+
+    // Writes a prepared message: straight to the socket when websocketpp has nothing queued
+    // or in flight (nearly always), whatever the socket does not take through websocketpp,
+    // which writes it next. False when the connection is closing on websocketpp's side.
+    bool write_run(Session& s, const MessagePtr& run) {
+        ConnectionPtr& con = s.con;
+        if (con->get_state() == websocketpp::session::state::open && con->get_buffered_amount() == 0) {
+            const std::string& head = run->get_header();
+            const std::string& body = run->get_payload();
+            const ssize_t sent = con->write_directly(head, body);
+            if (sent == static_cast<ssize_t>(head.size() + body.size())) return true;
+            if (sent > 0) {
+                MessagePtr rest = msg_manager->get_message(websocketpp::frame::opcode::text, 0);
+                rest->get_raw_payload() = (head + body).substr(static_cast<std::size_t>(sent));
+                rest->set_prepared(true);
+                return !send_now(s, rest);
+            }
+        }
+        return !send_now(s, run);
     }
 
     void flush() {
