@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "daemon/pg_text.hpp"
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace walcast {
 

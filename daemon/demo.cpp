@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/jwt.hpp"
+#include "wire/jwt.hpp"
 #include "daemon/run.hpp"
 #include "decoder/json_text.hpp"
 

@@ -10,7 +10,7 @@
 #include "decoder/json_text.hpp"
 #include "decoder/transaction.hpp"
 #include "decoder/wal2json.hpp"
-#include "routing/config.hpp"
+#include "config/config.hpp"
 #include "routing/router.hpp"
 
 namespace walcast {

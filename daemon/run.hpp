@@ -6,7 +6,7 @@
 #include <string>
 
 #include "daemon/socketio_server.hpp"
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace walcast {
 

@@ -25,9 +25,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "daemon/jwt.hpp"
+#include "wire/jwt.hpp"
 #include "daemon/log.hpp"
-#include "daemon/socketio_packet.hpp"
+#include "wire/socketio_packet.hpp"
 #include "routing/recovery_buffer.hpp"
 #include "routing/room_index.hpp"
 

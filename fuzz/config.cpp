@@ -2,7 +2,7 @@
 // the origin given, "fuzz.toml").
 #include <cstdlib>
 
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     auto config = walcast::parse_config(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.toml");

@@ -4,7 +4,7 @@
 // decoding inverts encoding for any bytes.
 #include <cstdlib>
 
-#include "daemon/jwt.hpp"
+#include "wire/jwt.hpp"
 
 namespace {
 constexpr std::string_view kSecret = "fuzz-secret";

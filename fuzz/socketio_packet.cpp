@@ -3,7 +3,7 @@
 // allowed, as Socket.IO allows it); ack ids stay within JavaScript's safe integers.
 #include <cstdlib>
 
-#include "daemon/socketio_packet.hpp"
+#include "wire/socketio_packet.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     auto packet = walcast::parse_client_packet(std::string_view(reinterpret_cast<const char*>(data), size));

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "decoder/transaction.hpp"
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 namespace walcast {
 

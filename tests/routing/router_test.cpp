@@ -9,7 +9,7 @@
 
 #include "decoder/transaction.hpp"
 #include "fixture.hpp"
-#include "routing/config.hpp"
+#include "config/config.hpp"
 #include "routing/router.hpp"
 
 using namespace walcast;

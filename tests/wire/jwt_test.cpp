@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/jwt.hpp"
+#include "wire/jwt.hpp"
 
 using namespace walcast;
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "daemon/socketio_packet.hpp"
+#include "wire/socketio_packet.hpp"
 
 using namespace walcast;
 

@@ -1,6 +1,6 @@
 // Tests for routing/config: room template parsing, TOML loading with its user-facing error
 // messages, model lookup, and the shipped examples/walcast.toml against the reference schema.
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-// The routing config (SPEC §4): TOML loaded into plain structs, with every error naming
+// The daemon config: TOML loaded into plain structs, with every error naming
 // file, line and key. Pure; loaded once at start-up, then read-only from any thread.
 #pragma once
 

@@ -1,6 +1,6 @@
 // HS256 JWT verification (see jwt.hpp). OpenSSL computes the HMAC; RapidJSON parses the
 // header and claims. Pure; any thread.
-#include "daemon/jwt.hpp"
+#include "wire/jwt.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -1,6 +1,6 @@
 // Engine.IO / Socket.IO packet parsing and encoding (see socketio_packet.hpp). Follows the
 // grammar of the reference socket.io-parser: <type>[<nsp>,][<ackId>][<json>]. Pure; any thread.
-#include "daemon/socketio_packet.hpp"
+#include "wire/socketio_packet.hpp"
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>

@@ -1,6 +1,6 @@
 // Loads the routing config (SPEC §4) from TOML and parses room templates.
 // Pure apart from load_config's one file read; called once at start-up, from one thread.
-#include "routing/config.hpp"
+#include "config/config.hpp"
 
 #include <algorithm>
 #include <cctype>
