@@ -164,10 +164,13 @@ struct Section {
 
 const std::vector<Section>& sections() {
     static const std::vector<Section> all = {
-        {"postgres", {"dsn", "slot", "message_prefix"}},
-        {"server", {"listen"}},
-        {"auth", {"jwt_secret_file", "tenant_claim", "project_access", "project_access_sql"}},
-        {"limits", {"max_events_per_transaction", "max_connections"}},
+        {"postgres", {"dsn", "slot", "message_prefix", "create_slot"}},
+        {"server", {"listen", "admin_listen", "ping_interval_ms", "ping_timeout_ms", "max_payload",
+                    "connect_timeout_ms", "transports", "cors_origins"}},
+        {"auth", {"jwt_secret_file", "tenant_claim", "project_access", "project_access_sql", "audience", "issuer"}},
+        {"limits", {"max_events_per_transaction", "max_connections", "max_connections_per_user",
+                    "max_access_checks_per_user", "max_rooms_per_client", "max_send_buffer_bytes", "max_line_bytes",
+                    "max_detached_sessions", "max_detached_per_user"}},
         {"events", {"numbers_as_strings"}},
         {"recovery", {"window_seconds", "max_bytes", "state_dir"}},
     };
@@ -347,18 +350,69 @@ void read_postgres(Checker& check, const toml::table& t, Config& cfg) {
             }
         }
     }
+    if (const auto* v = t.get("create_slot")) {
+        std::string mode;
+        if (check.read(*v, "postgres.create_slot", mode)) {
+            if (mode == "always") cfg.create_slot = CreateSlot::Always;
+            else if (mode == "first-start") cfg.create_slot = CreateSlot::FirstStart;
+            else if (mode == "never") cfg.create_slot = CreateSlot::Never;
+            else
+                check.report(line_of(*v), "postgres.create_slot",
+                             "must be \"always\", \"first-start\" or \"never\", got " + quoted(mode));
+        }
+    }
 }
 
+void read_listen(Checker& check, const toml::table& t, std::string_view key, std::string& out) {
+    const auto* v = t.get(key);
+    if (!v) return;
+    const std::string path = "server." + std::string(key);
+    std::string listen;
+    if (!check.read(*v, path, listen)) return;
+    if (valid_listen(listen)) out = std::move(listen);
+    else check.report(line_of(*v), path, "expected \"host:port\" (e.g. \"127.0.0.1:8787\"), got " + quoted(listen));
+}
+
+void read_count(Checker& check, const toml::table& t, std::string_view section, std::string_view key, std::int64_t min,
+                std::string_view expected, std::size_t& out);
+
 void read_server(Checker& check, const toml::table& t, Config& cfg) {
-    if (const auto* v = t.get("listen")) {
-        std::string listen;
-        if (check.read(*v, "server.listen", listen)) {
-            if (valid_listen(listen)) {
-                cfg.listen = std::move(listen);
-            } else {
-                check.report(line_of(*v), "server.listen",
-                             "expected \"host:port\" (e.g. \"127.0.0.1:8787\"), got " + quoted(listen));
-            }
+    read_listen(check, t, "listen", cfg.listen);
+    read_listen(check, t, "admin_listen", cfg.admin_listen);
+    read_count(check, t, "server", "ping_interval_ms", 1, "a positive number of milliseconds", cfg.ping_interval_ms);
+    read_count(check, t, "server", "ping_timeout_ms", 1, "a positive number of milliseconds", cfg.ping_timeout_ms);
+    read_count(check, t, "server", "max_payload", 1024, "at least 1024 bytes", cfg.max_payload);
+    read_count(check, t, "server", "connect_timeout_ms", 1, "a positive number of milliseconds", cfg.connect_timeout_ms);
+    if (const auto* v = t.get("transports")) {
+        std::vector<std::string> transports;
+        if (check.read_names(*v, "server.transports", transports)) {
+            bool ok = !transports.empty();
+            if (!ok) check.report(line_of(*v), "server.transports", "must list \"polling\", \"websocket\" or both");
+            for (const std::string& name : transports)
+                if (name != "polling" && name != "websocket") {
+                    check.report(line_of(*v), "server.transports",
+                                 "unknown transport " + quoted(name) + "; use \"polling\" and/or \"websocket\"");
+                    ok = false;
+                }
+            if (ok) cfg.transports = std::move(transports);
+        }
+    }
+    if (const auto* v = t.get("cors_origins")) {
+        std::vector<std::string> origins;
+        if (check.read_names(*v, "server.cors_origins", origins)) {
+            bool ok = true;
+            for (const std::string& origin : origins)
+                if (origin.rfind("http://", 0) != 0 && origin.rfind("https://", 0) != 0) {
+                    check.report(line_of(*v), "server.cors_origins",
+                                 "an origin is \"scheme://host[:port]\" (e.g. \"https://app.example.com\"), got " +
+                                     quoted(origin));
+                    ok = false;
+                } else if (origin.back() == '/') {
+                    check.report(line_of(*v), "server.cors_origins",
+                                 quoted(origin) + " ends with '/'; an origin has no path");
+                    ok = false;
+                }
+            if (ok) cfg.cors_origins = std::move(origins);
         }
     }
 }
@@ -397,6 +451,8 @@ void read_auth(Checker& check, const toml::table& t, Config& cfg) {
             }
         }
     }
+    if (const auto* v = t.get("audience")) check.read(*v, "auth.audience", cfg.audience);
+    if (const auto* v = t.get("issuer")) check.read(*v, "auth.issuer", cfg.issuer);
 }
 
 // Reads the integer at `section`.`key`, if present, into `out` when it is at least `min`;
@@ -416,6 +472,13 @@ void read_limits(Checker& check, const toml::table& t, Config& cfg) {
     read_count(check, t, "limits", "max_events_per_transaction", 1, "a positive integer", cfg.max_events_per_transaction);
     read_count(check, t, "limits", "max_connections", 0, "0 (as many as the open-file limit allows) or more",
                cfg.max_connections);
+    read_count(check, t, "limits", "max_connections_per_user", 1, "a positive integer", cfg.max_connections_per_user);
+    read_count(check, t, "limits", "max_access_checks_per_user", 1, "a positive integer", cfg.max_access_checks_per_user);
+    read_count(check, t, "limits", "max_rooms_per_client", 1, "a positive integer", cfg.max_rooms_per_client);
+    read_count(check, t, "limits", "max_send_buffer_bytes", 65536, "at least 65536", cfg.max_send_buffer_bytes);
+    read_count(check, t, "limits", "max_line_bytes", 4096, "at least 4096", cfg.max_line_bytes);
+    read_count(check, t, "limits", "max_detached_sessions", 0, "0 (none kept) or more", cfg.max_detached_sessions);
+    read_count(check, t, "limits", "max_detached_per_user", 0, "0 (none kept) or more", cfg.max_detached_per_user);
 }
 
 void read_events(Checker& check, const toml::table& t, Config& cfg) {

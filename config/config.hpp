@@ -49,22 +49,46 @@ struct ModelConfig {
     std::vector<std::string> key;        // primary key columns; default ["id"]
 };
 
+// When walcast may create its replication slot.
+enum class CreateSlot : unsigned char {
+    Always,      // whenever it is missing (a discontinuity is still reported)
+    FirstStart,  // only while the state directory says this walcast has never streamed
+    Never,       // never: a missing slot is reported and waited for
+};
+
 struct Config {
     // [postgres]
     std::string dsn;
     std::string slot = "walcast";
     std::string message_prefix = "walcast";
+    CreateSlot create_slot = CreateSlot::FirstStart;
     // [server]
     std::string listen = "127.0.0.1:8787";
+    std::string admin_listen;  // /healthz and /metrics only here when set
+    std::size_t ping_interval_ms = 25000;
+    std::size_t ping_timeout_ms = 20000;
+    std::size_t max_payload = 1000000;    // Engine.IO maxPayload: an HTTP POST body, or a WebSocket frame
+    std::size_t connect_timeout_ms = 10000;  // no Socket.IO CONNECT -> closed
+    std::vector<std::string> transports = {"polling", "websocket"};
+    std::vector<std::string> cors_origins;  // empty: same-origin polling only
     // [auth]
     std::string jwt_secret_file;
     std::string tenant_claim = "tenantId";
     std::string project_access = "query";  // "query" or "token"
     std::string project_access_sql =
         "SELECT 1 FROM \"Project\" WHERE id = $1 AND \"tenantId\" = $2";
+    std::string audience;  // required `aud` when set
+    std::string issuer;    // required `iss` when set
     // [limits]
     std::size_t max_events_per_transaction = 10000;
-    std::size_t max_connections = 0;  // WebSocket clients at once; 0: as the open-file limit allows
+    std::size_t max_connections = 0;  // clients at once; 0: as the open-file limit allows
+    std::size_t max_connections_per_user = 64;
+    std::size_t max_access_checks_per_user = 32;  // project checks in flight, resumes included
+    std::size_t max_rooms_per_client = 256;       // project rooms
+    std::size_t max_send_buffer_bytes = std::size_t(1) << 20;  // per client; over it: catch up from the buffer, or 4008
+    std::size_t max_line_bytes = std::size_t(64) << 20;  // one wal2json line; over it the transaction fails closed
+    std::size_t max_detached_sessions = 10000;    // resumable sessions kept, in all
+    std::size_t max_detached_per_user = 16;
     // [events]
     bool numbers_as_strings = false;  // int8/numeric values sent as JSON strings
     // [recovery]: Socket.IO connection-state recovery (0 seconds: off).

@@ -1,4 +1,4 @@
-// Tests for routing/config: room template parsing, TOML loading with its user-facing error
+// Tests for config/config: room template parsing, TOML loading with its user-facing error
 // messages, model lookup, and the shipped examples/walcast.toml against the reference schema.
 #include "config/config.hpp"
 
@@ -403,12 +403,12 @@ slot = "walcast"
         CHECK(error_of(R"(
 [postgres]
 dns = "host=db"
-)") == "walcast.toml:2: postgres.dns: unknown key (did you mean \"dsn\"?); allowed keys: dsn, slot, message_prefix");
+)") == "walcast.toml:2: postgres.dns: unknown key (did you mean \"dsn\"?); allowed keys: dsn, slot, message_prefix, create_slot");
         CHECK(error_of(R"(
 [auth]
 secret = "hunter2"
 )") == "walcast.toml:2: auth.secret: unknown key; allowed keys: jwt_secret_file, tenant_claim, project_access, "
-       "project_access_sql");
+       "project_access_sql, audience, issuer");
         CHECK(error_of(R"(
 [[model]]
 table = "public.Task"
@@ -731,5 +731,91 @@ TEST_SUITE("config recovery") {
         REQUIRE_FALSE(bad);
         CHECK(bad.error().message.find("r.toml:2: recovery.window_seconds: must be 0 (off) or more, got -1") != std::string::npos);
         CHECK(bad.error().message.find("r.toml:3: recovery.max_bytes: must be a positive integer, got 0") != std::string::npos);
+    }
+}
+
+TEST_SUITE("config limits, server and auth keys") {
+    TEST_CASE("defaults") {
+        const Config d = parse_ok("");
+        CHECK(d.create_slot == CreateSlot::FirstStart);
+        CHECK(d.admin_listen.empty());
+        CHECK(d.ping_interval_ms == 25000);
+        CHECK(d.ping_timeout_ms == 20000);
+        CHECK(d.max_payload == 1000000);
+        CHECK(d.connect_timeout_ms == 10000);
+        CHECK(d.transports == std::vector<std::string>{"polling", "websocket"});
+        CHECK(d.cors_origins.empty());
+        CHECK(d.audience.empty());
+        CHECK(d.issuer.empty());
+        CHECK(d.max_line_bytes == (std::size_t(64) << 20));
+        CHECK(d.max_send_buffer_bytes == (std::size_t(1) << 20));
+        CHECK(d.max_connections_per_user == 64);
+        CHECK(d.max_access_checks_per_user == 32);
+        CHECK(d.max_rooms_per_client == 256);
+        CHECK(d.max_detached_sessions == 10000);
+        CHECK(d.max_detached_per_user == 16);
+    }
+
+    TEST_CASE("values are read") {
+        const Config c = parse_ok(R"(
+[postgres]
+create_slot = "never"
+[server]
+admin_listen = "127.0.0.1:9090"
+ping_interval_ms = 300
+ping_timeout_ms = 200
+max_payload = 1000000
+connect_timeout_ms = 45000
+transports = ["websocket"]
+cors_origins = ["https://app.example.com", "http://localhost:5173"]
+[auth]
+audience = "walcast"
+issuer = "https://auth.example.com"
+[limits]
+max_line_bytes = 1048576
+max_send_buffer_bytes = 262144
+max_connections_per_user = 8
+max_access_checks_per_user = 4
+max_rooms_per_client = 10
+max_detached_sessions = 100
+max_detached_per_user = 2
+)");
+        CHECK(c.create_slot == CreateSlot::Never);
+        CHECK(c.admin_listen == "127.0.0.1:9090");
+        CHECK(c.ping_interval_ms == 300);
+        CHECK(c.ping_timeout_ms == 200);
+        CHECK(c.connect_timeout_ms == 45000);
+        CHECK(c.transports == std::vector<std::string>{"websocket"});
+        CHECK(c.cors_origins == std::vector<std::string>{"https://app.example.com", "http://localhost:5173"});
+        CHECK(c.audience == "walcast");
+        CHECK(c.issuer == "https://auth.example.com");
+        CHECK(c.max_line_bytes == 1048576);
+        CHECK(c.max_send_buffer_bytes == 262144);
+        CHECK(c.max_connections_per_user == 8);
+        CHECK(c.max_access_checks_per_user == 4);
+        CHECK(c.max_rooms_per_client == 10);
+        CHECK(c.max_detached_sessions == 100);
+        CHECK(c.max_detached_per_user == 2);
+        CHECK(parse_ok("[postgres]\ncreate_slot = \"always\"\n").create_slot == CreateSlot::Always);
+    }
+
+    TEST_CASE("bad values name the key and what it must be") {
+        CHECK(error_of("[postgres]\ncreate_slot = \"sometimes\"\n") ==
+              "walcast.toml:2: postgres.create_slot: must be \"always\", \"first-start\" or \"never\", got \"sometimes\"");
+        CHECK(error_of("[server]\nadmin_listen = \"9090\"\n") ==
+              "walcast.toml:2: server.admin_listen: expected \"host:port\" (e.g. \"127.0.0.1:8787\"), got \"9090\"");
+        CHECK(error_of("[server]\ntransports = [\"websocket\", \"flash\"]\n") ==
+              "walcast.toml:2: server.transports: unknown transport \"flash\"; use \"polling\" and/or \"websocket\"");
+        CHECK(error_of("[server]\ntransports = []\n") ==
+              "walcast.toml:2: server.transports: must list \"polling\", \"websocket\" or both");
+        CHECK(error_of("[server]\ncors_origins = [\"app.example.com\"]\n").find("an origin is \"scheme://host[:port]\"") !=
+              std::string::npos);
+        CHECK(error_of("[server]\ncors_origins = [\"https://app.example.com/\"]\n").find("an origin has no path") !=
+              std::string::npos);
+        CHECK(error_of("[server]\nmax_payload = 10\n") == "walcast.toml:2: server.max_payload: must be at least 1024 bytes, got 10");
+        CHECK(error_of("[limits]\nmax_line_bytes = 100\n") == "walcast.toml:2: limits.max_line_bytes: must be at least 4096, got 100");
+        CHECK(error_of("[limits]\nmax_connections_per_user = 0\n") ==
+              "walcast.toml:2: limits.max_connections_per_user: must be a positive integer, got 0");
+        CHECK(error_of("[auth]\naudience = 3\n") == "walcast.toml:2: auth.audience: expected a string, got an integer");
     }
 }
