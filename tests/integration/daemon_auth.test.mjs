@@ -19,8 +19,8 @@ import {
   closeAllClients, killAllDaemons, waitUntil, writeConfig, freePort, work, sleep, lit, dropSlot,
 } from './lib/daemon.mjs';
 
-const SECRET = 'env-secret-for-walcast-auth-tests';
-const FILE_SECRET = 'file-secret-that-the-env-overrides';
+const SECRET = 'env-secret-for-walcast-auth-tests-32b';
+const FILE_SECRET = 'file-secret-that-the-env-overrides-32b';
 
 let cluster;
 let daemon;

@@ -21,7 +21,7 @@ import {
 // (with the default window the confirmation trails dispatch by 120 s; recovery.test.mjs
 // covers that mode).
 const noWindow = '[recovery]\nwindow_seconds = 0';
-const SECRET = 'walcast-durability-secret';
+const SECRET = 'walcast-durability-secret-32-bytes-long';
 const SLOT = 'walcast';
 
 let cluster;

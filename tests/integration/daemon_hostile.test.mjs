@@ -18,7 +18,7 @@ import {
   startWriter, lit, sleep, compareEventIds, within, dropSlot,
 } from './lib/daemon.mjs';
 
-const SECRET = 'walcast-hostile-secret';
+const SECRET = 'walcast-hostile-secret-of-32-bytes-long';
 const JOIN_FLOOD = 10_000;
 const MAX_GRANTED_JOINS = 1000;      // "rooms per client" must be bounded well below the flood
 const RSS_GROWTH_LIMIT_KIB = 32 * 1024;

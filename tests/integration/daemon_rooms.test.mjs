@@ -15,7 +15,7 @@ import {
   waitUntil, micros, lit, compareEventIds, sleep,
 } from './lib/daemon.mjs';
 
-const SECRET = 'walcast-rooms-test-secret';
+const SECRET = 'walcast-rooms-test-secret-32-bytes-long';
 
 // Payload columns of examples/walcast.toml, per table.
 const MODELS = {

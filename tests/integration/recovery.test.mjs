@@ -19,7 +19,7 @@ const { io } = require('socket.io-client');
 
 const bin = process.env.WALCAST_BIN;
 const src = process.env.WALCAST_SOURCE_DIR;
-const SECRET = 'recovery-test-secret';
+const SECRET = 'recovery-test-secret-of-32-bytes-long';
 const work = mkdtempSync(join(tmpdir(), 'walcast-rec-'));
 const cleanups = [];
 after(async () => {

@@ -12,7 +12,7 @@ import {
   DB, dtest, startAppCluster, startDaemon, token, IoClient, closeAllClients, killAllDaemons, waitUntil, lit, sleep,
 } from './lib/daemon.mjs';
 
-const SECRET = 'walcast-standby-secret';
+const SECRET = 'walcast-standby-secret-of-32-bytes-at-least';
 
 let cluster;
 let primary;

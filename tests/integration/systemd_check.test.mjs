@@ -83,7 +83,7 @@ test('sd_notify: READY=1 only once streaming, WATCHDOG=1 from the loop, STATUS=,
   await c.createSlot('walcast', { db: 'app' });
   const holder = c.startRecvLogical({ slot: 'walcast', file: join(work, 'holder.jsonl'), db: 'app' });
   await sleep(1000);
-  const env = { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '2000000', WALCAST_JWT_SECRET: 'test-secret' };
+  const env = { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '2000000', WALCAST_JWT_SECRET: 'systemd-check-test-secret-32-bytes-long' };
   const daemon = spawn(bin, ['run', '--config', config(c, port)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   daemon.stderr.on('data', (d) => (log += d));
