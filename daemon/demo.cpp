@@ -370,11 +370,12 @@ int run_demo(const DemoOptions& options) {
     config->dsn = cluster.dsn("demo");
     config->listen = "127.0.0.1:" + std::to_string(options.port);
     ServerOptions server;
-    server.host = "127.0.0.1";
-    server.port = options.port;
+    std::string error;
+    if (!apply_config(*config, server, error)) {
+        say(error);
+        return 1;
+    }
     server.jwt_secret = secret;
-    server.tenant_claim = config->tenant_claim;
-    server.project_access = config->project_access;
     server.static_dir = www.string();
 
     say("open http://127.0.0.1:" + std::to_string(options.port) + "/");

@@ -70,14 +70,24 @@ std::string Metrics::render() const {
     metric(out, "walcast_token_expiry_closes_total", "counter",
            "Clients closed with 4001 because their token expired while connected.", token_expiry_closes);
     metric(out, "walcast_ping_timeouts_total", "counter", "Clients closed for not answering a ping.", ping_timeouts);
+    metric(out, "walcast_flood_closes_total", "counter", "Clients closed with 1008 for sending more than their budget.",
+           flood_closes);
+    metric(out, "walcast_user_connection_refusals_total", "counter",
+           "CONNECTs refused at limits.max_connections_per_user.", user_connection_refusals);
     metric(out, "walcast_project_joins_total", "counter", "join-project requests allowed.", join_allowed);
     metric(out, "walcast_project_joins_denied_total", "counter", "join-project requests refused.", join_denied);
+    metric(out, "walcast_project_joins_busy_total", "counter", "join-project requests answered busy.", join_busy);
     metric(out, "walcast_recovery_buffer_events", "gauge", "Events held for connection-state recovery.",
            recovery_buffer_events);
     metric(out, "walcast_recovery_buffer_bytes", "gauge", "Bytes held for connection-state recovery.", recovery_buffer_bytes);
     metric(out, "walcast_recovery_buffer_evicted_total", "counter", "Events evicted from the recovery buffer (age or bytes).",
            recovery_buffer_evicted);
     metric(out, "walcast_detached_sessions", "gauge", "Disconnected sessions that may still resume.", detached_sessions);
+    metric(out, "walcast_detached_evicted_total", "counter",
+           "Resumable sessions forgotten for limits.max_detached_sessions or max_detached_per_user.", detached_evicted);
+    metric(out, "walcast_catch_ups_total", "counter",
+           "Clients that read slower than events arrived and caught up from the recovery buffer.", catch_ups);
+    metric(out, "walcast_catching_up_clients", "gauge", "Clients reading from the recovery buffer now.", catching_up);
     metric(out, "walcast_recoveries_total", "counter", "Reconnects resumed with every missed event.", recoveries);
     metric(out, "walcast_recovery_misses_total", "counter", "Reconnects with a pid that got a fresh session.",
            recovery_misses);

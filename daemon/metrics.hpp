@@ -37,14 +37,20 @@ struct Metrics {
     std::uint64_t connections_refused = 0;   // 503 at max_connections, or closed at the socket budget
     std::uint64_t token_expiry_closes = 0;   // close 4001: the token's exp passed while connected
     std::uint64_t ping_timeouts = 0;
+    std::uint64_t flood_closes = 0;          // close 1008: sent more than its budget
+    std::uint64_t user_connection_refusals = 0;  // CONNECT refused at limits.max_connections_per_user
     std::uint64_t join_allowed = 0;
     std::uint64_t join_denied = 0;
+    std::uint64_t join_busy = 0;             // join-project answered "busy" (checks queue full)
 
     // Connection-state recovery.
     std::uint64_t recovery_buffer_events = 0;  // gauge
     std::uint64_t recovery_buffer_bytes = 0;   // gauge
     std::uint64_t recovery_buffer_evicted = 0;
     std::uint64_t detached_sessions = 0;       // gauge: resumable sessions
+    std::uint64_t detached_evicted = 0;        // resumable sessions forgotten for the caps
+    std::uint64_t catch_ups = 0;               // clients that fell behind and read from the buffer
+    std::uint64_t catching_up = 0;             // gauge: clients reading from the buffer now
     std::uint64_t recoveries = 0;              // reconnects resumed with their missed events
     std::uint64_t recovery_misses = 0;         // reconnects with a pid that got a fresh session
     std::uint64_t recovery_replayed = 0;       // events re-sent to recovering clients

@@ -1,15 +1,21 @@
-// QueryProjectAccess (see project_access.hpp).
+// ProjectAccess implementations (see project_access.hpp).
 #include "daemon/project_access.hpp"
 
 #include <boost/asio/post.hpp>
+
 #include "daemon/log.hpp"
 #include "daemon/pg_text.hpp"
 
 namespace walcast {
 
+void TokenProjectAccess::check(AccessRequest request, std::function<void(Access)> done) {
+    const bool allowed = request.token_projects && request.token_projects->count(request.project) > 0;
+    boost::asio::post(io_, [done = std::move(done), allowed] { done(allowed ? Access::Allowed : Access::Denied); });
+}
+
 QueryProjectAccess::QueryProjectAccess(boost::asio::io_context& io, std::string dsn, std::string sql,
-                                       std::size_t connections, std::size_t max_queued)
-    : io_(io), dsn_(std::move(dsn)), sql_(std::move(sql)), max_queued_(max_queued) {
+                                       std::size_t max_per_user, std::size_t connections, std::size_t max_total)
+    : io_(io), dsn_(std::move(dsn)), sql_(std::move(sql)), max_per_user_(max_per_user), max_total_(max_total) {
     for (std::size_t i = 0; i < connections; ++i) pool_.push_back(std::make_unique<Connection>(io));
 }
 
@@ -21,19 +27,58 @@ QueryProjectAccess::~QueryProjectAccess() {
     }
 }
 
-void QueryProjectAccess::check(const std::string& project_id, const std::string& tenant_id, const std::string& user_id,
-                               std::function<void(bool)> done) {
-    if (queue_.size() >= max_queued_) {
-        boost::asio::post(io_, [done = std::move(done)] { done(false); });
+void QueryProjectAccess::check(AccessRequest request, std::function<void(Access)> done) {
+    std::size_t& mine = per_user_[request.user];
+    if (mine >= max_per_user_ || total_ >= max_total_) {
+        if (mine == 0) per_user_.erase(request.user);
+        boost::asio::post(io_, [done = std::move(done)] { done(Access::Busy); });
         return;
     }
-    queue_.push_back(Request{project_id, tenant_id, user_id, std::move(done)});
+    ++mine;
+    ++total_;
+    const std::string user = request.user;
+    auto& queue = queues_[user];
+    if (queue.empty()) ready_.push_back(user);
+    queue.push_back(Request{std::move(request), std::move(done), 0});
     pump();
+}
+
+// The next request, round-robin over users.
+bool QueryProjectAccess::next(Request& out) {
+    while (!ready_.empty()) {
+        std::string user = std::move(ready_.front());
+        ready_.pop_front();
+        auto it = queues_.find(user);
+        if (it == queues_.end() || it->second.empty()) {
+            if (it != queues_.end()) queues_.erase(it);
+            continue;
+        }
+        out = std::move(it->second.front());
+        it->second.pop_front();
+        if (it->second.empty()) queues_.erase(it);
+        else ready_.push_back(std::move(user));
+        return true;
+    }
+    return false;
+}
+
+void QueryProjectAccess::requeue_front(Request request) {
+    const std::string user = request.what.user;
+    auto& queue = queues_[user];
+    if (queue.empty()) ready_.push_front(user);
+    queue.push_front(std::move(request));
+}
+
+void QueryProjectAccess::answer(Request& request, Access access) {
+    auto it = per_user_.find(request.what.user);
+    if (it != per_user_.end() && --it->second == 0) per_user_.erase(it);
+    --total_;
+    if (request.done) request.done(access);
 }
 
 void QueryProjectAccess::pump() {
     for (auto& c : pool_) {
-        if (queue_.empty()) return;
+        if (ready_.empty()) return;
         if (c->state == Connection::State::Closed) connect(*c);
         else if (c->state == Connection::State::Ready) run(*c);
     }
@@ -69,12 +114,14 @@ void QueryProjectAccess::poll_connect(Connection& c) {
 }
 
 void QueryProjectAccess::run(Connection& c) {
-    c.current = std::make_unique<Request>(std::move(queue_.front()));
-    queue_.pop_front();
+    Request request;
+    if (!next(request)) return;
+    c.current = std::make_unique<Request>(std::move(request));
     c.state = Connection::State::Busy;
     // Typed parameters, so a query that uses only $1 and $2 still accepts all three.
     const Oid types[3] = {25, 25, 25};
-    const char* params[3] = {c.current->project.c_str(), c.current->tenant.c_str(), c.current->user.c_str()};
+    const AccessRequest& w = c.current->what;
+    const char* params[3] = {w.project.c_str(), w.tenant.c_str(), w.user.c_str()};
     if (!PQsendQueryParams(c.conn, sql_.c_str(), 3, types, params, nullptr, nullptr, 0))
         return reset(c, "cannot send the project access query");
     if (PQflush(c.conn) < 0) return reset(c, "cannot send the project access query");
@@ -116,14 +163,15 @@ void QueryProjectAccess::await(Connection& c) {
         // The server went away while answering (a restart): try the request again on a new
         // connection rather than refusing a legitimate join.
         if (PQstatus(c.conn) != CONNECTION_OK) return reset(c, "connection lost during the query");
-        finish(c, allowed && !failed);
+        // A failing query says nothing about the user's rights: Busy, not Denied.
+        finish(c, failed ? Access::Busy : allowed ? Access::Allowed : Access::Denied);
     });
 }
 
-void QueryProjectAccess::finish(Connection& c, bool allowed) {
+void QueryProjectAccess::finish(Connection& c, Access access) {
     auto req = std::move(c.current);
     c.state = Connection::State::Ready;
-    if (req) req->done(allowed);
+    if (req) answer(*req, access);
     pump();
 }
 
@@ -136,25 +184,32 @@ void QueryProjectAccess::reset(Connection& c, const char* why) {
     c.conn = nullptr;
     c.state = Connection::State::Closed;
     // The request in flight is tried again (a restarted server drops every pooled
-    // connection, so each may fail once before a fresh one answers); after that it fails
-    // closed. Queued requests wait for a new connection; if none can be made they are
-    // refused as well, once they have had their chances.
+    // connection, so each may fail once before a fresh one answers); after that it is
+    // answered Busy. Queued requests wait for a new connection; if none can be made they
+    // are answered Busy as well, once they have had their chances.
     const int chances = static_cast<int>(pool_.size()) + 1;
     if (auto req = std::move(c.current)) {
-        if (++req->attempts < chances) queue_.push_front(std::move(*req));
-        else req->done(false);
+        if (++req->attempts < chances) requeue_front(std::move(*req));
+        else answer(*req, Access::Busy);
     }
     bool any_alive = false;
     for (auto& other : pool_) any_alive = any_alive || other->state != Connection::State::Closed;
     if (!any_alive) {
-        std::deque<Request> waiting;
-        waiting.swap(queue_);
-        for (Request& r : waiting) {
-            if (++r.attempts < chances) queue_.push_back(std::move(r));
-            else r.done(false);
+        std::vector<Request> waiting;
+        Request r;
+        while (next(r)) waiting.push_back(std::move(r));
+        for (Request& w : waiting) {
+            if (++w.attempts < chances) {
+                const std::string user = w.what.user;
+                auto& queue = queues_[user];
+                if (queue.empty()) ready_.push_back(user);
+                queue.push_back(std::move(w));
+            } else {
+                answer(w, Access::Busy);
+            }
         }
     }
-    if (!queue_.empty()) boost::asio::post(io_, [this] { pump(); });
+    if (!ready_.empty()) boost::asio::post(io_, [this] { pump(); });
 }
 
 }  // namespace walcast

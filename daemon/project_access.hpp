@@ -1,38 +1,75 @@
-// QueryProjectAccess: answers join-project with project_access_sql on a small pool of
-// ordinary (non-replication) libpq connections, asynchronously on the loop, so a slow query
-// never blocks streaming or other clients. Fails closed: any error denies. Loop thread only.
+// ProjectAccess: who may join project:<id>. Two implementations: the token's own
+// `projects` claim, or project_access_sql on a small pool of ordinary (non-replication)
+// libpq connections, asynchronous on the loop so a slow query never blocks streaming or
+// other clients. Queries are queued per user and served round-robin, so one user's flood
+// of joins delays only that user; a full queue answers Busy, never Denied.
+// Loop thread only.
 #pragma once
 
 #include <libpq-fe.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "daemon/pg_socket.hpp"
-#include "daemon/socketio_server.hpp"
 
 namespace walcast {
 
+enum class Access : std::uint8_t {
+    Allowed,
+    Denied,  // the check ran and said no
+    Busy,    // the check could not run now (queue full, database unreachable, timeout)
+};
+
+struct AccessRequest {
+    std::string project, tenant, user;
+    // project_access = "token": the token's `projects` claim (null: the token has none).
+    std::shared_ptr<const std::unordered_set<std::string>> token_projects;
+};
+
+class ProjectAccess {
+public:
+    virtual ~ProjectAccess() = default;
+    // `done` runs later on the loop thread, exactly once.
+    virtual void check(AccessRequest request, std::function<void(Access)> done) = 0;
+};
+
+// Reads the token's `projects` claim; answers on the next turn of the loop.
+class TokenProjectAccess : public ProjectAccess {
+public:
+    explicit TokenProjectAccess(boost::asio::io_context& io) : io_(io) {}
+    void check(AccessRequest request, std::function<void(Access)> done) override;
+
+private:
+    boost::asio::io_context& io_;
+};
+
 class QueryProjectAccess : public ProjectAccess {
 public:
-    QueryProjectAccess(boost::asio::io_context& io, std::string dsn, std::string sql, std::size_t connections = 2,
-                       std::size_t max_queued = 4096);
+    // `max_per_user`: checks queued or running for one user; more answer Busy at once.
+    // `max_total`: all users together.
+    QueryProjectAccess(boost::asio::io_context& io, std::string dsn, std::string sql, std::size_t max_per_user,
+                       std::size_t connections = 2, std::size_t max_total = 65536);
     ~QueryProjectAccess() override;
 
     // $1 project, $2 tenant, $3 user (all text); a returned row means allowed.
-    void check(const std::string& project_id, const std::string& tenant_id, const std::string& user_id,
-               std::function<void(bool allowed)> done) override;
+    void check(AccessRequest request, std::function<void(Access)> done) override;
 
     std::chrono::milliseconds query_timeout{5000};
+    std::size_t queued() const { return total_; }
 
 private:
     struct Request {
-        std::string project, tenant, user;
-        std::function<void(bool)> done;
+        AccessRequest what;
+        std::function<void(Access)> done;
         int attempts = 0;  // connections lost under this request; it is retried a few times
     };
     struct Connection {
@@ -48,17 +85,24 @@ private:
     boost::asio::io_context& io_;
     std::string dsn_;
     std::string sql_;
-    std::size_t max_queued_;
-    std::deque<Request> queue_;
+    std::size_t max_per_user_, max_total_;
+    // Per-user queues, served round-robin: `ready_` lists users with queued checks.
+    std::unordered_map<std::string, std::deque<Request>> queues_;
+    std::deque<std::string> ready_;
+    std::unordered_map<std::string, std::size_t> per_user_;  // queued + running
+    std::size_t total_ = 0;
     std::vector<std::unique_ptr<Connection>> pool_;
 
+    bool next(Request& out);
+    void requeue_front(Request request);
+    void answer(Request& request, Access access);
     void pump();
     void connect(Connection& c);
     void poll_connect(Connection& c);
     void run(Connection& c);
     void await(Connection& c);
     void reset(Connection& c, const char* why);
-    void finish(Connection& c, bool allowed);
+    void finish(Connection& c, Access access);
 };
 
 }  // namespace walcast

@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <deque>
 #include <optional>
@@ -25,6 +26,8 @@
 #include <sstream>
 
 #include "daemon/log.hpp"
+#include "daemon/recovery_state.hpp"
+#include "wire/jwt.hpp"
 #include "daemon/project_access.hpp"
 #include "daemon/replication_stream.hpp"
 #include "daemon/socketio_server.hpp"
@@ -91,86 +94,14 @@ std::int64_t wall_ms() {
         .count();
 }
 
-// The durable recovery state: what was dispatched, and the sessions that may resume.
-// Written atomically (temp file + rename), so a crash leaves the old or the new one.
-struct RecoveryState {
-    Lsn dispatched;
-    std::vector<SavedSession> sessions;
-};
-
-std::string encode_state(const RecoveryState& st) {
-    std::string out = "{\"version\":1,\"dispatched\":";
-    append_json_string(out, st.dispatched.str());
-    out += ",\"sessions\":[";
-    for (std::size_t i = 0; i < st.sessions.size(); ++i) {
-        const SavedSession& s = st.sessions[i];
-        out += i ? ",{" : "{";
-        out += "\"pid\":";
-        append_json_string(out, s.pid);
-        out += ",\"sid\":";
-        append_json_string(out, s.sid);
-        out += ",\"user\":";
-        append_json_string(out, s.user);
-        out += ",\"tenant\":";
-        append_json_string(out, s.tenant);
-        out += ",\"base\":";
-        append_json_string(out, s.base);
-        out += ",\"detachedAtMs\":" + std::to_string(s.detached_at_ms) + ",\"projects\":[";
-        for (std::size_t j = 0; j < s.projects.size(); ++j) {
-            if (j) out += ',';
-            append_json_string(out, s.projects[j]);
-        }
-        out += "]}";
-    }
-    out += "]}\n";
-    return out;
-}
-
-std::optional<RecoveryState> decode_state(const std::string& text, std::string& error) {
-    rapidjson::Document doc;
-    doc.Parse(text.c_str(), text.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("dispatched") || !doc["dispatched"].IsString() ||
-        !doc.HasMember("sessions") || !doc["sessions"].IsArray()) {
-        error = "not a walcast state file";
-        return std::nullopt;
-    }
-    RecoveryState st;
-    auto lsn = Lsn::parse(doc["dispatched"].GetString());
-    if (!lsn) {
-        error = "bad dispatched LSN";
-        return std::nullopt;
-    }
-    st.dispatched = *lsn;
-    auto str = [](const rapidjson::Value& o, const char* k) {
-        return o.HasMember(k) && o[k].IsString() ? std::string(o[k].GetString(), o[k].GetStringLength()) : std::string();
-    };
-    for (const auto& v : doc["sessions"].GetArray()) {
-        if (!v.IsObject()) continue;
-        SavedSession s;
-        s.pid = str(v, "pid");
-        s.sid = str(v, "sid");
-        s.user = str(v, "user");
-        s.tenant = str(v, "tenant");
-        s.base = str(v, "base");
-        s.detached_at_ms = v.HasMember("detachedAtMs") && v["detachedAtMs"].IsInt64() ? v["detachedAtMs"].GetInt64() : 0;
-        if (v.HasMember("projects") && v["projects"].IsArray())
-            for (const auto& p : v["projects"].GetArray())
-                if (p.IsString()) s.projects.emplace_back(p.GetString(), p.GetStringLength());
-        if (!s.pid.empty() && !s.user.empty()) st.sessions.push_back(std::move(s));
-    }
-    return st;
-}
-
 class Daemon : public ReplicationStream::Handler, public EventSink {
 public:
     Daemon(boost::asio::io_context& io, Config config, ServerOptions server_options, std::FILE* record)
         : io_(io),
           config_(std::move(config)),
           record_(record),
-          access_(config_.project_access == "query"
-                      ? std::make_unique<QueryProjectAccess>(io, config_.dsn, config_.project_access_sql)
-                      : nullptr),
-          server_(io, std::move(server_options), access_.get(), metrics_, [this] { return stream_.streaming(); }),
+          access_(make_access(io, config_)),
+          server_(io, std::move(server_options), *access_, metrics_, [this] { return stream_.streaming(); }),
           stream_(io, config_.dsn, config_.slot, *this),
           router_(config_, *this),
           assembler_(config_.message_prefix, router_),
@@ -184,7 +115,16 @@ public:
                 dir = env;
                 dir = dir.substr(0, dir.find(':'));  // systemd may list several
             }
-        if (!dir.empty() && window_.count() > 0) state_path_ = dir + "/recovery.json";
+        if (!dir.empty() && window_.count() > 0) {
+            state_path_ = dir + "/recovery.json";
+            state_writer_ = std::make_unique<StateFileWriter>(state_path_);
+        }
+    }
+
+    static std::unique_ptr<ProjectAccess> make_access(boost::asio::io_context& io, const Config& config) {
+        if (config.project_access == "token") return std::make_unique<TokenProjectAccess>(io);
+        return std::make_unique<QueryProjectAccess>(io, config.dsn, config.project_access_sql,
+                                                    config.max_access_checks_per_user);
     }
 
     int run() {
@@ -192,7 +132,9 @@ public:
             log_error("cannot listen on " + config_.listen + ": " + ec.message());
             return 1;
         }
-        log_notice("listening on " + config_.listen + "; streaming slot \"" + config_.slot + "\"");
+        log_notice("listening on " + config_.listen +
+                   (config_.admin_listen.empty() ? std::string() : "; /healthz and /metrics on " + config_.admin_listen) +
+                   "; streaming slot \"" + config_.slot + "\"");
         load_state();
         start_watchdog();
         tick();
@@ -209,6 +151,7 @@ public:
         watchdog_timer_.cancel();
         tick_timer_.cancel();
         save_state();
+        if (state_writer_) state_writer_->flush();
         stream_.stop();
         metrics_.streaming = false;
         server_.shutdown();
@@ -317,7 +260,8 @@ private:
     Config config_;
     std::FILE* record_;
     Metrics metrics_;
-    std::unique_ptr<QueryProjectAccess> access_;
+    std::unique_ptr<ProjectAccess> access_;
+    std::unique_ptr<StateFileWriter> state_writer_;
     SocketIoServer server_;
     ReplicationStream stream_;
     Router router_;
@@ -381,10 +325,9 @@ private:
         if (!in) return;  // first start
         std::stringstream ss;
         ss << in.rdbuf();
-        std::string error;
-        auto st = decode_state(ss.str(), error);
+        auto st = decode_recovery_state(ss.str());
         if (!st) {
-            log_warning("ignoring recovery state " + state_path_ + ": " + error);
+            log_warning("ignoring recovery state " + state_path_ + ": " + st.error().message);
             return;
         }
         delivered_upto_ = st->dispatched;
@@ -399,24 +342,16 @@ private:
                    " resumable sessions");
     }
 
+    // Hands the newest state to the writer thread (it fsyncs and renames it into place).
     void save_state() {
-        if (state_path_.empty()) return;
+        if (!state_writer_) return;
         RecoveryState st;
         st.dispatched = std::max(dispatched_, delivered_upto_);
-        st.sessions = server_.saved_sessions();
-        const std::string tmp = state_path_ + ".tmp";
-        {
-            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-            out << encode_state(st);
-            if (!out) {
-                log_warning("cannot write recovery state " + tmp + ": " + std::strerror(errno));
-                return;
-            }
-        }
-        std::error_code ec;
-        std::filesystem::rename(tmp, state_path_, ec);
-        if (ec) log_warning("cannot replace recovery state " + state_path_ + ": " + ec.message());
+        st.sessions = server_.snapshot_sessions();
+        state_writer_->write(encode_recovery_state(st), st.dispatched);
         saved_dispatched_ = st.dispatched;
+        const std::string error = state_writer_->take_error();
+        if (!error.empty()) log_warning("recovery state not saved: " + error);
     }
 
     // Once a second: release held confirmations, persist changed recovery state.
@@ -493,6 +428,36 @@ std::size_t connection_budget() {
 
 }  // namespace
 
+bool apply_config(const Config& config, ServerOptions& server, std::string& error) {
+    if (!split_listen(config.listen, server.host, server.port)) {
+        error = "listen address \"" + config.listen + "\" is not HOST:PORT";
+        return false;
+    }
+    if (!config.admin_listen.empty() && !split_listen(config.admin_listen, server.admin_host, server.admin_port)) {
+        error = "admin_listen address \"" + config.admin_listen + "\" is not HOST:PORT";
+        return false;
+    }
+    server.jwt.tenant_claim = config.tenant_claim;
+    server.jwt.audience = config.audience;
+    server.jwt.issuer = config.issuer;
+    server.ping_interval = std::chrono::milliseconds(config.ping_interval_ms);
+    server.ping_timeout = std::chrono::milliseconds(config.ping_timeout_ms);
+    server.max_payload = config.max_payload;
+    server.connect_timeout = std::chrono::milliseconds(config.connect_timeout_ms);
+    server.polling = std::find(config.transports.begin(), config.transports.end(), "polling") != config.transports.end();
+    server.websocket =
+        std::find(config.transports.begin(), config.transports.end(), "websocket") != config.transports.end();
+    server.cors_origins = config.cors_origins;
+    server.max_send_buffer = config.max_send_buffer_bytes;
+    server.max_rooms_per_client = config.max_rooms_per_client;
+    server.max_connections_per_user = config.max_connections_per_user;
+    server.max_detached_sessions = config.max_detached_sessions;
+    server.max_detached_per_user = config.max_detached_per_user;
+    server.recovery_window = std::chrono::seconds(config.recovery_window_seconds);
+    server.recovery_max_bytes = config.recovery_max_bytes;
+    return true;
+}
+
 int serve(Config config, ServerOptions server, std::FILE* record, const sigset_t* restore_mask) {
     const std::size_t budget = connection_budget();
     server.max_sockets = budget;
@@ -531,19 +496,19 @@ int run_daemon(const RunOptions& options) {
     }
 
     ServerOptions server;
-    if (!split_listen(config.listen, server.host, server.port)) {
-        log_error("listen address \"" + config.listen + "\" is not HOST:PORT");
-        return 2;
-    }
     std::string error;
     if (!load_secret(config, server.jwt_secret, error)) {
         log_error(error);
         return 2;
     }
-    server.tenant_claim = config.tenant_claim;
-    server.project_access = config.project_access;
-    server.recovery_window = std::chrono::seconds(config.recovery_window_seconds);
-    server.recovery_max_bytes = config.recovery_max_bytes;
+    if (auto problem = jwt_secret_problem(server.jwt_secret)) {
+        log_error("JWT secret refused: " + *problem);
+        return 2;
+    }
+    if (!apply_config(config, server, error)) {
+        log_error(error);
+        return 2;
+    }
 
     std::FILE* record = nullptr;
     if (!options.record.empty()) {

@@ -1,4 +1,4 @@
-// `walcast run`: the daemon (SPEC §7). Main thread; owns the one event loop.
+// `walcast run`: the daemon. Main thread; owns the one event loop.
 #pragma once
 
 #include <csignal>
@@ -20,6 +20,10 @@ struct RunOptions {
 
 // 0 after SIGTERM/SIGINT; 1 on a fatal error (reason logged); 2 on bad configuration.
 int run_daemon(const RunOptions& options);
+
+// Fills `server` from the config's [server], [auth], [limits] and [recovery] keys (not the
+// secret). False, with the reason, when an address does not parse.
+bool apply_config(const Config& config, ServerOptions& server, std::string& error);
 
 // Runs the daemon on a validated config until SIGTERM/SIGINT (0) or a fatal error (1).
 // `record`, when not null, receives every wal2json line. `restore_mask`, when not null, is

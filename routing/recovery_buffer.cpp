@@ -48,6 +48,13 @@ bool RecoveryBuffer::covers(const EventOffset& offset) const {
     return !last_evicted_ || *last_evicted_ <= offset;
 }
 
+std::size_t RecoveryBuffer::index_after(const EventOffset& offset) const {
+    // Offsets increase along the deque.
+    auto it = std::upper_bound(events_.begin(), events_.end(), offset,
+                               [](const EventOffset& o, const BufferedEvent& e) { return o < e.offset; });
+    return static_cast<std::size_t>(it - events_.begin());
+}
+
 std::vector<const BufferedEvent*> RecoveryBuffer::after(const EventOffset& offset,
                                                         const std::vector<std::string>& rooms) const {
     std::vector<const BufferedEvent*> out;

@@ -1,5 +1,5 @@
 // RecoveryBuffer: the recent events kept for Socket.IO connection-state recovery, bounded by
-// age and by bytes (SPEC §9, issue 5). Each event keeps its offset (the eventId: commit end
+// age and by bytes. Each event keeps its offset (the eventId: commit end
 // LSN and index), its rooms and its already-serialized frame, shared with the fan-out.
 // Pure: the clock is passed in. Owned by the loop thread.
 #pragma once
@@ -59,6 +59,12 @@ public:
 
     // Events after `offset` that were sent to any of `rooms`, in order.
     std::vector<const BufferedEvent*> after(const EventOffset& offset, const std::vector<std::string>& rooms) const;
+
+    // Position of the first event after `offset` (size() when there is none), and the event
+    // at a position: a reader walks the buffer at its own pace. Positions stay valid until
+    // the next push, expire or cut.
+    std::size_t index_after(const EventOffset& offset) const;
+    const BufferedEvent& at(std::size_t index) const { return events_[index]; }
 
     std::size_t size() const { return events_.size(); }
     std::size_t bytes() const { return bytes_; }

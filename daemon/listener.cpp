@@ -1,0 +1,544 @@
+// Listener on websocketpp 0.8.2 (Asio, no TLS, one thread): accepts sockets within the
+// open-file budget, turns upgrades into WebSocketLinks and other requests into
+// HttpExchanges (deferrable, for long polling), and writes event frames straight to the
+// socket when nothing else is queued. The only translation unit that includes websocketpp.
+#include "daemon/listener.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include <algorithm>
+
+#include "daemon/log.hpp"
+
+namespace walcast {
+
+namespace {
+
+class LinkImpl;
+
+// Carried by every websocketpp connection (config::connection_base): the link it carries,
+// once upgraded. Also counts sockets, across listeners: they share one open-file budget.
+struct ConnectionSlot {
+    static inline std::size_t alive = 0;
+
+    ConnectionSlot() { ++alive; }
+    ~ConnectionSlot() { --alive; }
+    ConnectionSlot(const ConnectionSlot&) = delete;
+    ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+
+    LinkImpl* link = nullptr;  // cleared by the link when it goes
+};
+
+// websocketpp's Asio transport turns every write into an Asio async operation, even when
+// the socket takes it at once, which is nearly always: the reactor op, its posted
+// completion and the handler chain cost more than the sendmsg itself at 1M frames/s.
+// This transport connection writes at once when the server asks (`write_now`, set around
+// its own send() calls; websocketpp starts a write only when none is in flight) and
+// completes inline; whatever the socket does not take, or any error, goes the async way as
+// before, so websocketpp still sees one write at a time, in order. It also knows when
+// websocketpp has a write in flight, so event frames can skip websocketpp altogether.
+template <typename config>
+class EagerWriteConnection : public websocketpp::transport::asio::connection<config> {
+    using base = websocketpp::transport::asio::connection<config>;
+    using buffer = websocketpp::transport::buffer;
+    using write_handler = websocketpp::transport::write_handler;
+
+public:
+    typedef EagerWriteConnection<config> type;
+    typedef websocketpp::lib::shared_ptr<type> ptr;
+    using base::base;
+
+    bool write_now = false;
+    std::function<void()> on_write_done;  // after each async write websocketpp started completes
+
+    // websocketpp's send() posts the write it starts; while write_now it runs at once.
+    websocketpp::lib::error_code dispatch(websocketpp::transport::dispatch_handler handler) {
+        if (!write_now) return base::dispatch(std::move(handler));
+        handler();
+        return websocketpp::lib::error_code();
+    }
+
+    // HTTP responses and the handshake.
+    void async_write(const char* buf, std::size_t len, write_handler handler) {
+        writing_ = true;
+        base::async_write(buf, len, tracked(std::move(handler)));
+    }
+
+    void async_write(const std::vector<buffer>& bufs, write_handler handler) {
+        writing_ = true;
+        if (!write_now || bufs.empty()) return base::async_write(bufs, tracked(std::move(handler)));
+        const ssize_t sent = sendmsg_at_once(bufs.data(), bufs.size());
+        std::size_t total = 0;
+        for (const auto& b : bufs) total += b.len;
+        if (sent == static_cast<ssize_t>(total)) {
+            writing_ = false;
+            return handler(websocketpp::lib::error_code());
+        }
+        // The rest (or all of it, on EAGAIN or an error Asio will report) the async way.
+        std::size_t skip = sent > 0 ? static_cast<std::size_t>(sent) : 0;
+        std::vector<buffer> rest;
+        rest.reserve(bufs.size());
+        for (const auto& b : bufs) {
+            if (skip >= b.len) {
+                skip -= b.len;
+                continue;
+            }
+            rest.emplace_back(b.buf + skip, b.len - skip);
+            skip = 0;
+        }
+        base::async_write(rest, tracked(std::move(handler)));
+    }
+
+    // Writes bytes straight to the socket, bypassing websocketpp's queue, when it has no
+    // write in flight; the caller checks that nothing is queued either
+    // (get_buffered_amount() == 0), so websocketpp's frames and these cannot interleave.
+    // Returns the bytes written (what is left must go through websocketpp next), or -1 when
+    // websocketpp is writing. A failed socket returns 0: websocketpp's write reports it.
+    ssize_t write_directly(const std::string& bytes) {
+        if (writing_) return -1;
+        const buffer part(bytes.data(), bytes.size());
+        return std::max<ssize_t>(0, sendmsg_at_once(&part, 1));
+    }
+
+    bool writing() const { return writing_; }
+
+private:
+    ssize_t sendmsg_at_once(const buffer* bufs, std::size_t count) {
+        iovec iov[64];
+        count = std::min(count, std::size(iov));
+        for (std::size_t i = 0; i < count; ++i) {
+            iov[i].iov_base = const_cast<char*>(bufs[i].buf);
+            iov[i].iov_len = bufs[i].len;
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = count;
+        return ::sendmsg(this->get_socket().native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+
+    // websocketpp's write handler, noting first that its write is done. The base binds a
+    // shared_ptr to this connection into the operation, so `this` outlives it.
+    write_handler tracked(write_handler handler) {
+        return [this, handler = std::move(handler)](const websocketpp::lib::error_code& ec) {
+            writing_ = false;
+            handler(ec);
+            if (on_write_done) on_write_done();
+        };
+    }
+
+    bool writing_ = false;  // websocketpp has a write on the socket
+};
+
+template <typename config>
+struct EagerWriteEndpoint : websocketpp::transport::asio::endpoint<config> {
+    typedef EagerWriteConnection<config> transport_con_type;
+    typedef typename transport_con_type::ptr transport_con_ptr;
+};
+
+struct WsConfig : websocketpp::config::asio {
+    typedef WsConfig type;
+    typedef websocketpp::config::asio base;
+    typedef ConnectionSlot connection_base;
+
+    // One thread runs the loop: no locks, no strands (websocketpp's defaults assume several).
+    typedef websocketpp::concurrency::none concurrency_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+    static const bool enable_multithreading = false;
+    struct transport_config : public base::transport_config {
+        typedef type::concurrency_type concurrency_type;
+        typedef type::alog_type alog_type;
+        typedef type::elog_type elog_type;
+        static const bool enable_multithreading = false;
+    };
+    typedef EagerWriteEndpoint<transport_config> transport_type;
+
+    // websocketpp's own logging is compiled out; walcast logs what matters itself.
+    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
+    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
+
+    // Bounds a peer that never finishes its HTTP request or never answers our close frame
+    // (a slow consumer closed with 4008 is dropped after this even if it reads nothing).
+    static const long timeout_open_handshake = 5000;
+    static const long timeout_close_handshake = 3000;
+    // Clients send little; a small read buffer keeps idle connections small.
+    static const size_t connection_read_buffer_size = 4096;
+};
+
+using WsServer = websocketpp::server<WsConfig>;
+using ConnectionPtr = WsServer::connection_ptr;
+using MessagePtr = WsServer::message_ptr;
+using MessageManager = WsConfig::con_msg_manager_type;
+using websocketpp::connection_hdl;
+
+// websocketpp's send(), with the transport allowed to write at once (EagerWriteConnection).
+template <typename... Args>
+websocketpp::lib::error_code send_now(const ConnectionPtr& con, Args&&... args) {
+    con->write_now = true;
+    const websocketpp::lib::error_code ec = con->send(std::forward<Args>(args)...);
+    con->write_now = false;
+    return ec;
+}
+
+void split_resource(const std::string& resource, std::string& path, std::string& query) {
+    const auto q = resource.find('?');
+    path = resource.substr(0, q);
+    query = q == std::string::npos ? std::string() : resource.substr(q + 1);
+}
+
+class ExchangeImpl : public HttpExchange {
+public:
+    explicit ExchangeImpl(ConnectionPtr con) : con_(std::move(con)) {
+        split_resource(con_->get_resource(), path_, query_);
+        remote_ = con_->get_remote_endpoint();
+    }
+    ~ExchangeImpl() override {
+        // A deferred request nobody answered would hold its socket forever.
+        if (deferred_ && con_) respond(503, {{"Content-Type", "text/plain; charset=utf-8"}}, "unavailable\n");
+    }
+
+    const std::string& method() const override { return con_->get_request().get_method(); }
+    const std::string& path() const override { return path_; }
+    const std::string& query() const override { return query_; }
+    const std::string& remote() const override { return remote_; }
+    std::string header(const std::string& name) const override { return con_->get_request_header(name); }
+    const std::string& body() const override { return con_->get_request_body(); }
+    bool answered() const override { return !con_; }
+    // Lets go of the connection without answering (a view of an upgrade request).
+    void release() { con_.reset(); }
+    bool alive() const override { return con_ && con_->get_state() != websocketpp::session::state::closed; }
+
+    void defer() override {
+        if (con_ && !deferred_ && !con_->defer_http_response()) deferred_ = true;
+    }
+
+    void respond(int status, const HttpHeaders& headers, std::string body) override {
+        if (!con_) return;
+        ConnectionPtr con = std::move(con_);
+        con->set_status(static_cast<websocketpp::http::status_code::value>(status));
+        for (const auto& [name, value] : headers) con->replace_header(name, value);
+        // websocketpp serves one request per connection: say so, or keep-alive clients
+        // reuse a socket that is being closed and see "socket hang up".
+        con->replace_header("Connection", "close");
+        con->set_body(std::move(body));
+        if (deferred_) {
+            websocketpp::lib::error_code ec;
+            con->send_http_response(ec);
+        }
+    }
+
+private:
+    ConnectionPtr con_;  // null once answered
+    std::string path_, query_, remote_;
+    bool deferred_ = false;
+};
+
+class LinkImpl : public WebSocketLink {
+public:
+    LinkImpl(ConnectionPtr con, std::shared_ptr<MessageManager> messages)
+        : con_(std::move(con)), messages_(std::move(messages)) {
+        split_resource(con_->get_resource(), path_, query_);
+        remote_ = con_->get_remote_endpoint();
+        con_->link = this;
+    }
+    ~LinkImpl() override { detach(); }
+
+    // The connection closed: nothing more can be sent; the connection may go.
+    void detach() {
+        if (!con_) return;
+        con_->link = nullptr;
+        con_->on_write_done = nullptr;
+        con_.reset();
+    }
+
+    const std::string& remote() const override { return remote_; }
+    const std::string& path() const override { return path_; }
+    const std::string& query() const override { return query_; }
+
+    bool open() const { return con_ && con_->get_state() == websocketpp::session::state::open; }
+
+    void set_max_message_size(std::size_t bytes) override {
+        if (con_) con_->set_max_message_size(bytes);
+    }
+
+    std::size_t buffered() const override { return con_ ? con_->get_buffered_amount() : 0; }
+
+    bool idle() const { return con_ && !con_->writing() && con_->get_buffered_amount() == 0; }
+
+    void send(std::string_view packet) override {
+        if (!open()) return;
+        std::string frame;
+        frame.reserve(packet.size() + 10);
+        append_websocket_text_header(frame, packet.size());
+        frame.append(packet.data(), packet.size());
+        write(frame, nullptr);
+    }
+
+    void send_events(const EventRun& run) override {
+        if (!open() || run.packets().empty()) return;
+        write(run.websocket_frames(), &run.transport_cache);
+    }
+
+    void close(std::uint16_t code, const std::string& reason) override {
+        if (!con_ || closing_) return;
+        closing_ = true;
+        // Posted, so a close decided inside a handler or a fan-out never re-enters websocketpp.
+        boost::asio::post(con_->get_raw_socket().get_executor(), [con = con_, code, reason] {
+            websocketpp::lib::error_code ec;
+            con->close(code, reason, ec);  // not open any more (the peer's close crossed ours): fine
+        });
+    }
+
+private:
+    ConnectionPtr con_;
+    std::shared_ptr<MessageManager> messages_;
+    std::string path_, query_, remote_;
+    bool closing_ = false;
+
+    MessagePtr prepared(const std::string& bytes) {
+        MessagePtr m = messages_->get_message(websocketpp::frame::opcode::text, 0);
+        m->get_raw_payload() = bytes;
+        m->set_prepared(true);
+        return m;
+    }
+
+    // Writes ready frames: straight to the socket when websocketpp has nothing queued or in
+    // flight (nearly always); whatever the socket does not take goes through websocketpp,
+    // which writes it next. `cache` shares one prepared message among the recipients of a
+    // run that all have to queue it.
+    void write(const std::string& bytes, std::shared_ptr<void>* cache) {
+        if (con_->get_buffered_amount() == 0) {
+            const ssize_t sent = con_->write_directly(bytes);
+            if (sent == static_cast<ssize_t>(bytes.size())) return;
+            if (sent > 0) {
+                send_now(con_, prepared(bytes.substr(static_cast<std::size_t>(sent))));
+                return;
+            }
+        }
+        if (!cache) {
+            send_now(con_, prepared(bytes));
+            return;
+        }
+        if (!*cache) *cache = std::make_shared<MessagePtr>(prepared(bytes));
+        send_now(con_, *std::static_pointer_cast<MessagePtr>(*cache));
+    }
+};
+
+// Runs one handler's body; an exception (bad_alloc, a websocketpp state error) is logged
+// and dropped, because one escaping a handler would unwind io_context::run and stop the daemon.
+template <class F>
+void shielded(const char* where, F&& body) noexcept {
+    try {
+        body();
+    } catch (const std::exception& e) {
+        log_error(std::string("internal error in ") + where + " handler: " + e.what());
+    } catch (...) {
+        log_error(std::string("internal error in ") + where + " handler");
+    }
+}
+
+}  // namespace
+
+struct Listener::Impl {
+    boost::asio::io_context& io;
+    ListenerHandler& handler;
+    ListenerOptions options;
+    Listener& owner;
+    WsServer ws;
+    std::shared_ptr<MessageManager> messages = std::make_shared<MessageManager>();
+    std::uint16_t bound_port = 0;
+    bool listening = false;
+    // Callbacks from websocketpp may run after the listener is gone; they hold this weakly.
+    std::shared_ptr<char> alive = std::make_shared<char>();
+
+    Impl(boost::asio::io_context& io_, ListenerHandler& h, ListenerOptions o, Listener& l)
+        : io(io_), handler(h), options(std::move(o)), owner(l) {}
+
+    ConnectionPtr con_of(connection_hdl h) {
+        websocketpp::lib::error_code ec;
+        ConnectionPtr con = ws.get_con_from_hdl(h, ec);
+        return ec ? nullptr : con;
+    }
+
+    std::error_code init() {
+        websocketpp::lib::error_code ec;
+        ws.init_asio(&io, ec);
+        if (ec) return ec;
+        ws.clear_access_channels(websocketpp::log::alevel::all);
+        ws.clear_error_channels(websocketpp::log::elevel::all);
+        ws.set_user_agent("walcast");
+        ws.set_reuse_addr(true);
+        ws.set_max_message_size(options.max_message_size);
+        ws.set_max_http_body_size(options.max_http_body);
+        ws.set_listen_backlog(1024);
+
+        std::weak_ptr<char> guard = alive;
+        // Runs once a socket is accepted, before its handshake is read. (The socket-init hook
+        // runs earlier, on the socket before accept() opens it: options set there are lost.)
+        ws.set_tcp_pre_init_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("accept", [&] { on_accepted(h); });
+        });
+        ws.set_validate_handler([this, guard](connection_hdl h) {
+            bool accept = false;
+            if (guard.lock()) shielded("upgrade", [&] { accept = on_validate(h); });
+            return accept;
+        });
+        ws.set_open_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("open", [&] { on_open(h); });
+        });
+        ws.set_message_handler([this, guard](connection_hdl h, MessagePtr m) {
+            if (!guard.lock()) return;
+            shielded("message", [&] {
+                if (LinkImpl* link = link_of(h))
+                    handler.on_ws_message(*link, m->get_payload(), m->get_opcode() != websocketpp::frame::opcode::text);
+            });
+        });
+        ws.set_ping_handler([this, guard](connection_hdl h, std::string payload) {
+            bool answer = false;
+            if (!guard.lock()) return answer;
+            shielded("ping", [&] {
+                LinkImpl* link = link_of(h);
+                // At most one pong waits at a time: a peer that pings and never reads cannot
+                // make pongs pile up (a pong may answer only the latest ping).
+                answer = link && handler.on_ws_ping(*link, payload.size()) && link->idle();
+            });
+            return answer;
+        });
+        ws.set_pong_handler([this, guard](connection_hdl h, std::string payload) {
+            if (!guard.lock()) return;
+            shielded("pong", [&] {
+                if (LinkImpl* link = link_of(h)) handler.on_ws_pong(*link, payload.size());
+            });
+        });
+        ws.set_close_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("close", [&] { on_close(h); });
+        });
+        ws.set_fail_handler([this, guard](connection_hdl h) {
+            if (guard.lock()) shielded("fail", [&] { on_close(h); });
+        });
+        ws.set_http_handler([this, guard](connection_hdl h) {
+            if (!guard.lock()) return;
+            shielded("http", [&] {
+                if (ConnectionPtr con = con_of(h)) handler.on_http(std::make_shared<ExchangeImpl>(con));
+            });
+        });
+        return {};
+    }
+
+    LinkImpl* link_of(connection_hdl h) {
+        ConnectionPtr con = con_of(h);
+        return con ? con->link : nullptr;
+    }
+
+    void on_accepted(connection_hdl h) {
+        ConnectionPtr con = con_of(h);
+        if (!con) return;
+        boost::system::error_code ignored;
+        auto& socket = con->get_raw_socket();
+        if (options.max_sockets && ConnectionSlot::alive > options.max_sockets) {
+            // Closed before its handshake is read: websocketpp's read fails and it cleans up.
+            if (owner.on_refused_socket) owner.on_refused_socket();
+            socket.close(ignored);
+            return;
+        }
+        socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);  // events are small and latency matters
+    }
+
+    bool on_validate(connection_hdl h) {
+        ConnectionPtr con = con_of(h);
+        if (!con) return false;
+        std::unique_ptr<Refusal> refusal;
+        if (!options.websocket) {
+            refusal = std::make_unique<Refusal>(Refusal{400, R"({"code":3,"message":"Bad request"})"});
+        } else {
+            ExchangeImpl request(con);
+            refusal = handler.on_upgrade(request);
+            request.release();
+        }
+        if (!refusal) return true;
+        con->set_status(static_cast<websocketpp::http::status_code::value>(refusal->status));
+        con->replace_header("Content-Type", refusal->content_type);
+        con->replace_header("Connection", "close");
+        con->set_body(refusal->body);
+        return false;
+    }
+
+    void on_open(connection_hdl h) {
+        ConnectionPtr con = con_of(h);
+        if (!con) return;
+        auto link = std::make_shared<LinkImpl>(con, messages);
+        std::weak_ptr<char> guard = alive;
+        con->on_write_done = [this, guard, raw = link.get(), weak = std::weak_ptr<LinkImpl>(link)] {
+            if (!guard.lock() || weak.expired()) return;
+            shielded("drain", [&] { handler.on_ws_drain(*raw); });
+        };
+        handler.on_ws_open(link);
+    }
+
+    void on_close(connection_hdl h) {
+        ConnectionPtr con = con_of(h);
+        if (!con || !con->link) return;
+        LinkImpl* link = con->link;
+        LinkClosed closed;
+        closed.local_code = con->get_local_close_code();
+        closed.local_reason = con->get_local_close_reason();
+        closed.remote_code = con->get_remote_close_code();
+        link->detach();
+        handler.on_ws_close(*link, closed);
+    }
+};
+
+Listener::Listener(boost::asio::io_context& io, ListenerHandler& handler, ListenerOptions options)
+    : impl_(std::make_unique<Impl>(io, handler, std::move(options), *this)) {}
+
+Listener::~Listener() { stop(); }
+
+std::error_code Listener::listen(const std::string& host, std::uint16_t port) {
+    if (impl_->listening) return std::make_error_code(std::errc::already_connected);
+    if (auto ec = impl_->init()) return ec;
+    boost::system::error_code bec;
+    boost::asio::ip::tcp::resolver resolver(impl_->io);
+    auto results = resolver.resolve(host, std::to_string(port), boost::asio::ip::tcp::resolver::passive, bec);
+    if (bec) return bec;
+    if (results.empty()) return std::make_error_code(std::errc::address_not_available);
+    const boost::asio::ip::tcp::endpoint endpoint = results.begin()->endpoint();
+
+    websocketpp::lib::error_code ec;
+    impl_->ws.listen(endpoint, ec);
+    if (ec) {
+        // websocketpp reports every bind failure as "pass through"; redo the bind on a
+        // scratch acceptor to say what it was (address in use, permission denied ...).
+        boost::asio::ip::tcp::acceptor probe(impl_->io);
+        boost::system::error_code pec;
+        probe.open(endpoint.protocol(), pec);
+        if (!pec) probe.set_option(boost::asio::socket_base::reuse_address(true), pec);
+        if (!pec) probe.bind(endpoint, pec);
+        return pec ? std::error_code(pec) : ec;
+    }
+    impl_->ws.start_accept(ec);
+    if (ec) return ec;
+    boost::system::error_code lec;
+    impl_->bound_port = impl_->ws.get_local_endpoint(lec).port();
+    impl_->listening = true;
+    return {};
+}
+
+std::uint16_t Listener::port() const { return impl_->bound_port; }
+
+void Listener::stop() {
+    if (!impl_->listening) return;
+    websocketpp::lib::error_code ec;
+    impl_->ws.stop_listening(ec);
+    impl_->listening = false;
+}
+
+std::size_t Listener::sockets() const { return ConnectionSlot::alive; }
+
+}  // namespace walcast

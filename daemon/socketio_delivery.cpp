@@ -1,0 +1,216 @@
+// Delivery: each event is serialized once, enters the recovery buffer, and is queued to the
+// live members of its rooms; a turn's queue is written per client in one run at the end of
+// the turn. A client whose output passes max_send_buffer stops being fed live and catches
+// up from the recovery buffer instead, one chunk each time its transport drains, so a slow
+// reader costs a cursor, not a copy of what it has not read. One that falls out of the
+// buffer, or any slow one when recovery is off, is closed with 4008.
+#include <boost/asio/post.hpp>
+
+#include "daemon/socketio_session.hpp"
+
+namespace walcast {
+
+namespace {
+
+// A catching-up client gets its next chunk once its transport holds less than this...
+constexpr std::size_t kCatchUpLowWater = 64 << 10;
+// ...and a chunk is at most this many bytes of packets, from at most this many events
+// scanned, so one pull never holds the loop long whatever the client's rooms.
+constexpr std::size_t kCatchUpChunk = 256 << 10;
+constexpr std::size_t kCatchUpScan = 20000;
+
+bool has_prefix(const std::string& s, std::string_view prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
+
+// Whether `s` is in `room` ("user:u1", "tenant:acme", "project:p1") by its own state, in
+// constant time (the room index answers in time linear in the client's rooms).
+bool member(const Session& s, const std::string& room) {
+    if (has_prefix(room, "project:")) return s.projects.count(room.substr(8)) > 0;
+    if (has_prefix(room, "user:")) return room.compare(5, std::string::npos, s.user) == 0;
+    if (has_prefix(room, "tenant:")) return room.compare(7, std::string::npos, s.tenant) == 0;
+    return false;
+}
+
+}  // namespace
+
+// Queues one event for each recipient the room index yields; the packet joins the batch at
+// the first recipient, so an event nobody listens to costs nothing there.
+struct FanOut : RecipientSink {
+    SocketIoServer::Impl& impl;
+    const Packet& packet;
+    EventOffset offset;
+    std::uint32_t index = ~std::uint32_t{0};
+    FanOut(SocketIoServer::Impl& i, const Packet& p, EventOffset o) : impl(i), packet(p), offset(o) {}
+    void deliver(SessionId id) override {
+        Session* s = impl.find(id);
+        if (!s || s->closing || s->phase != Phase::Connected || s->catching_up) return;
+        if (index == ~std::uint32_t{0}) index = impl.batch.add(packet);
+        impl.enqueue(*s, index, offset);
+    }
+};
+
+void SocketIoServer::Impl::publish(const std::vector<Event>& events, bool deliver_now) {
+    const std::int64_t now = recovery() ? unix_now_ms() : 0;
+    for (const Event& event : events) {
+        const EventOffset offset{event.end_lsn, event.index};
+        if (newest < offset) newest = offset;
+        // With recovery on, every event carries its offset as its last argument.
+        auto text = std::make_shared<std::string>();
+        text->reserve(event.name.size() + event.payload.size() + 32);
+        append_event(*text, event.name, event.payload, recovery() ? offset.str() : std::string());
+        Packet packet = std::move(text);
+        if (recovery()) {
+            BufferedEvent b;
+            b.offset = offset;
+            b.rooms = event.rooms;
+            b.frame = packet;
+            b.bytes = packet->size() + 64;  // the packet plus what keeping it costs
+            for (const auto& r : event.rooms) b.bytes += r.size();
+            buffer.push(std::move(b), now);
+        }
+        if (!deliver_now) continue;
+        FanOut fan_out(*this, packet, offset);
+        rooms.for_each_recipient(event.rooms, fan_out);
+        if (batch.bytes() >= Batch::kMaxBytes) flush();
+    }
+    if (recovery()) update_recovery_metrics();
+}
+
+void SocketIoServer::Impl::enqueue(Session& s, std::uint32_t packet, const EventOffset& offset) {
+    if (!s.in_batch) {
+        s.in_batch = true;
+        recipients.push_back(&s);
+    }
+    s.queued.push_back(packet);
+    s.cursor = offset;
+    if (!flush_posted) {
+        flush_posted = true;
+        boost::asio::post(io, [this, guard = std::weak_ptr<char>(alive)] {
+            if (guard.lock()) flush();
+        });
+    }
+}
+
+void SocketIoServer::Impl::flush() {
+    flush_posted = false;
+    for (Session* s : recipients) {
+        if (!s) continue;
+        s->in_batch = false;
+        if (s->closing) s->queued.clear();
+        else send_queued(*s);
+    }
+    recipients.clear();
+    batch.clear();
+}
+
+// Hands the session what this turn queued for it, in one run.
+void SocketIoServer::Impl::send_queued(Session& s) {
+    if (s.queued.empty()) return;
+    const EventRun& run = batch.run(s.queued);
+    const std::size_t n = s.queued.size();
+    s.queued.clear();
+    engine.send_events(s, run);
+    metrics.deliveries += n;
+    check_backlog(s);
+}
+
+// Packets that are not events (CONNECT replies, acks) go out at once, after whatever this
+// turn already queued for the session.
+void SocketIoServer::Impl::send_packet(Session& s, std::string_view packet) {
+    if (s.closing) return;
+    send_queued(s);
+    if (s.closing) return;
+    engine.send(s, packet);
+    check_backlog(s);
+}
+
+void SocketIoServer::Impl::check_backlog(Session& s) {
+    const std::size_t queued = engine.buffered(s);
+    if (queued <= options.max_send_buffer || s.catching_up || s.closing) return;
+    if (recovery() && s.phase == Phase::Connected) {
+        ++metrics.catch_ups;
+        log(LogLevel::Info, s,
+            "reads slower than events arrive (" + std::to_string(queued) + " bytes queued): catching up from the buffer");
+        return start_catch_up(s, s.cursor);
+    }
+    ++metrics.slow_consumer_closes;
+    log(LogLevel::Warning, s, "closed: slow consumer (4008), " + std::to_string(queued) + " bytes queued");
+    close(s, close_code::kSlowConsumer, "slow consumer", CloseCause::SlowConsumer);
+}
+
+void SocketIoServer::Impl::start_catch_up(Session& s, const EventOffset& from) {
+    s.catching_up = true;
+    s.cursor = from;
+    catching_up.insert(s.id);
+    metrics.catching_up = catching_up.size();
+    pull(s);
+}
+
+void SocketIoServer::Impl::schedule_pull(Session& s) {
+    if (s.pull_posted) return;
+    s.pull_posted = true;
+    boost::asio::post(io, [this, guard = std::weak_ptr<char>(alive), id = s.id] {
+        if (!guard.lock()) return;
+        if (Session* s = find(id)) {
+            s->pull_posted = false;
+            pull(*s);
+        }
+    });
+}
+
+// Hands a catching-up client its next chunk from the buffer, if its transport has room.
+void SocketIoServer::Impl::pull(Session& s) {
+    if (!s.catching_up || s.closing) return;
+    if (!buffer.covers(s.cursor)) {
+        // Events it has not read left the buffer: it cannot get them all. Its next resume
+        // presents an offset the buffer no longer covers, so it starts afresh (recovered:
+        // false) and refetches; nothing is skipped silently.
+        ++metrics.slow_consumer_closes;
+        log(LogLevel::Warning, s, "closed: slow consumer (4008), fell behind the recovery buffer at " + s.cursor.str());
+        return close(s, close_code::kSlowConsumer, "slow consumer", CloseCause::SlowConsumer);
+    }
+    if (engine.buffered(s) >= kCatchUpLowWater) return;  // on_drain pulls again
+    EventRun run;
+    std::size_t i = buffer.index_after(s.cursor);
+    for (std::size_t scanned = 0; i < buffer.size() && run.bytes() < kCatchUpChunk && scanned < kCatchUpScan;
+         ++i, ++scanned) {
+        const BufferedEvent& e = buffer.at(i);
+        s.cursor = e.offset;
+        for (const std::string& room : e.rooms)
+            if (member(s, room)) {
+                run.append(e.frame);
+                break;
+            }
+    }
+    const std::size_t n = run.packets().size();
+    if (n) {
+        engine.send_events(s, run);
+        metrics.deliveries += n;
+        metrics.recovery_replayed += n;
+    }
+    if (i == buffer.size()) {
+        // Everything published so far is handed over: live from the next event on.
+        s.catching_up = false;
+        catching_up.erase(s.id);
+        metrics.catching_up = catching_up.size();
+        return;
+    }
+    if (engine.buffered(s) < kCatchUpLowWater) schedule_pull(s);  // the socket took it all: more next turn
+}
+
+void SocketIoServer::Impl::on_drain(EngineSocket& socket) {
+    Session& s = static_cast<Session&>(socket);
+    if (s.catching_up) pull(s);
+}
+
+// Catching-up clients whose cursor left the buffer (also those that never drain).
+void SocketIoServer::Impl::check_catching_up() {
+    std::vector<SessionId> ids(catching_up.begin(), catching_up.end());
+    for (SessionId id : ids) {
+        Session* s = find(id);
+        if (!s) catching_up.erase(id);
+        else if (!buffer.covers(s->cursor)) pull(*s);
+    }
+    metrics.catching_up = catching_up.size();
+}
+
+}  // namespace walcast

@@ -1,0 +1,168 @@
+// The Socket.IO layer's inside, shared by its three files: socketio_server.cpp (CONNECT,
+// auth, joins, close), socketio_delivery.cpp (publish, fan-out, the per-client feed and its
+// catch-up from the recovery buffer) and socketio_resume.cpp (detached sessions, resume).
+// Loop thread only.
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <optional>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "daemon/engineio_server.hpp"
+#include "daemon/fan_out.hpp"
+#include "daemon/http_endpoints.hpp"
+#include "daemon/listener.hpp"
+#include "daemon/socketio_server.hpp"
+#include "routing/recovery_buffer.hpp"
+#include "routing/room_index.hpp"
+#include "wire/socketio_packet.hpp"
+
+namespace walcast {
+
+enum class Phase : std::uint8_t {
+    AwaitingConnect,  // Engine.IO open sent; waiting for Socket.IO CONNECT
+    Resuming,         // CONNECT with a pid accepted; its project rooms are being checked again
+    Connected,        // in rooms, receives events
+    Refused,          // CONNECT refused: `44` sent, closing after a grace period
+};
+
+// One client: its Engine.IO session plus everything Socket.IO keeps for it.
+struct Session : EngineSocket {
+    explicit Session(boost::asio::io_context& io) : EngineSocket(io), deadline(io) {}
+
+    Phase phase = Phase::AwaitingConnect;
+    std::string socket_sid;  // Socket.IO sid, sent in the CONNECT reply
+    std::string user, tenant;
+    bool counted = false;    // in the per-user connection count
+    std::int64_t token_expires_ms = 0;  // the token's `exp`, Unix milliseconds
+    std::shared_ptr<const std::unordered_set<std::string>> token_projects;
+    std::unordered_set<std::string> projects;                // project rooms joined
+    std::unordered_map<std::string, std::uint64_t> pending;  // project -> ticket of its latest join check
+    std::size_t checks_in_flight = 0;
+    std::uint64_t next_ticket = 0;
+
+    // Recovery.
+    std::string pid;   // private id of this session (empty when recovery is off)
+    EventOffset base;  // newest event offset when it (re)connected
+    std::vector<std::string> resume_projects;  // Resuming: the rooms being checked again
+
+    // Delivery. Live: this turn's events are queued here and written at its end. Catching
+    // up: the client reads from the recovery buffer at its own pace, from `cursor`.
+    std::vector<std::uint32_t> queued;  // batch packets of this turn not yet sent to it
+    bool in_batch = false;              // listed in the batch's recipients
+    bool catching_up = false;
+    EventOffset cursor;                 // the last event handed to it (live) or scanned (catching up)
+    bool pull_posted = false;
+
+    boost::asio::steady_timer deadline;  // CONNECT timeout, the close after a refusal, or token expiry
+    std::uint64_t deadline_gen = 0;
+};
+
+struct SocketIoServer::Impl : EngineHandler {
+    Impl(boost::asio::io_context& io, ServerOptions options, ProjectAccess& access, Metrics& metrics,
+         std::function<bool()> healthy, std::function<std::string()> health_detail);
+    ~Impl() override;
+
+    boost::asio::io_context& io;
+    ServerOptions options;
+    ProjectAccess& access;
+    Metrics& metrics;
+    HttpEndpoints endpoints;
+    EngineIoServer engine;
+    Listener listener;
+    std::unique_ptr<EndpointsOnly> admin_handler;
+    std::unique_ptr<Listener> admin;
+
+    RoomIndex rooms;
+    std::unordered_map<std::string, std::size_t> user_connections;
+    std::size_t connected = 0;  // sessions in Phase::Connected
+    bool shutting_down = false;
+
+    // Delivery.
+    Batch batch;
+    std::vector<Session*> recipients;  // sessions with queued packets (null: closed since)
+    bool flush_posted = false;
+    std::set<SessionId> catching_up;   // sessions reading from the buffer
+
+    // Connection-state recovery. A session that drops (not one that said goodbye) is kept by
+    // pid for the window; a reconnect presenting the pid and the same identity gets the
+    // buffered events of its rooms after its offset, under its old sid.
+    RecoveryBuffer buffer;
+    DetachedSessions detached;
+    std::unordered_map<std::string, SessionId> by_pid;  // connected and resuming sessions
+    EventOffset newest;                                  // offset of the last event published
+    boost::asio::steady_timer sweep_timer;
+    bool sessions_changed = false;
+    bool replaying = false;
+    struct DeferredResume {
+        SessionId id;
+        EventOffset offset;
+        std::vector<std::string> allowed;
+        bool all_allowed;
+    };
+    std::vector<DeferredResume> deferred_resumes;  // resumes waiting for the rebuild
+
+    // Callbacks from ProjectAccess and timers may outlive the server; they hold this weakly.
+    std::shared_ptr<char> alive = std::make_shared<char>();
+
+    bool recovery() const { return options.recovery_window.count() > 0; }
+    Session* find(SessionId id) { return static_cast<Session*>(engine.find(id)); }
+    void log(LogLevel level, const Session& s, const std::string& line) { engine.log_client(level, s, line); }
+    void close(Session& s, std::uint16_t code, const std::string& reason, CloseCause cause);
+    void protocol_error(Session& s, const std::string& what, std::uint16_t code = close_code::kProtocol);
+
+    // EngineHandler (socketio_server.cpp).
+    std::unique_ptr<EngineSocket> make_socket() override;
+    void on_open(EngineSocket& socket) override;
+    void on_message(EngineSocket& socket, std::string_view data) override;
+    void on_drain(EngineSocket& socket) override;
+    void on_close(EngineSocket& socket, const LinkClosed& closed) override;
+    void on_http(const std::shared_ptr<HttpExchange>& exchange) override { endpoints.handle(*exchange); }
+
+    // CONNECT, events, joins (socketio_server.cpp).
+    void on_connect(Session& s, const ClientPacket& p);
+    void refuse(Session& s, const std::string& why, const char* message);
+    void start_session(Session& s);
+    void enter_connected(Session& s);
+    void arm_deadline(Session& s, std::chrono::milliseconds after);
+    void on_deadline(SessionId id, std::uint64_t gen);
+    void on_event(Session& s, const ClientPacket& p);
+    void on_join(Session& s, const ClientPacket& p);
+    void on_check_done(SessionId id, const std::string& project, std::uint64_t ticket,
+                       const std::optional<std::uint64_t>& ack, Access answer);
+    void finish_join(Session& s, const std::string& project, Access answer, const std::optional<std::uint64_t>& ack);
+    void on_leave(Session& s, const ClientPacket& p);
+    void reply(Session& s, const std::optional<std::uint64_t>& ack_id, const char* json);
+    AccessRequest access_request(const Session& s, const std::string& project) const;
+
+    // Delivery (socketio_delivery.cpp).
+    void publish(const std::vector<Event>& events, bool deliver);
+    void enqueue(Session& s, std::uint32_t packet, const EventOffset& offset);
+    void flush();
+    void send_packet(Session& s, std::string_view packet);  // after what this turn queued for it
+    void send_queued(Session& s);
+    void check_backlog(Session& s);
+    void start_catch_up(Session& s, const EventOffset& from);
+    void pull(Session& s);
+    void schedule_pull(Session& s);
+    void check_catching_up();
+
+    // Recovery (socketio_resume.cpp).
+    bool try_resume(Session& s, const std::string& pid, const std::optional<std::string>& offset_text);
+    void complete_resume(SessionId id, const EventOffset& offset, std::vector<std::string> allowed, bool all_allowed);
+    void detach(Session& s);
+    void schedule_sweep();
+    void update_recovery_metrics();
+    SessionSnapshot snapshot(const Session& s, std::int64_t at_ms) const;
+};
+
+// Wall-clock milliseconds (recovery windows survive restarts, so they are not steady).
+std::int64_t unix_now_ms();
+
+// Close reasons travel in a close frame: at most 123 bytes, printable ASCII here.
+std::string close_reason(std::string_view text);
+
+}  // namespace walcast
