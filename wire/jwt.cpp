@@ -53,8 +53,10 @@ std::string excerpt(std::string_view s) {
 
 Result<rapidjson::Document> parse_part(std::string_view text, const char* what) {
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag |
-              rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+    // Not kParseFullPrecisionFlag: RapidJSON 1.1.0's full-precision path has undefined
+    // behaviour on numbers such as -0e300. The default path is exact for the NumericDates
+    // that matter (integers, and decimals up to 15 significant digits).
+    doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(text.data(), text.size());
     if (doc.HasParseError())
         return make_error(std::string("token ") + what + " is not valid JSON (byte " +
                           std::to_string(doc.GetErrorOffset()) + ": " + rapidjson::GetParseError_En(doc.GetParseError()) +
