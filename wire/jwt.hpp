@@ -33,7 +33,7 @@ struct Claims {
     // `exp` in Unix seconds, exact for integers; a fractional `exp` is rounded up, so for an
     // integer `now` the token is unexpired exactly while now < expires_at. Range a caller can
     // rely on: now_unix_seconds < expires_at <= kMaxJwtTime (year 9999). In milliseconds it
-    // fits an int64 (at most 2.6e14), in nanoseconds it does not: std::chrono::system_clock
+    // fits an int64 (at most 2.54e14), in nanoseconds it does not: std::chrono::system_clock
     // time_points in nanoseconds end in 2262, so compute a timer as (expires_at - now) seconds
     // and cap it rather than converting expires_at to a time_point.
     std::int64_t expires_at = 0;
