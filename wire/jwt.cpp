@@ -9,7 +9,7 @@
 #include <rapidjson/error/en.h>
 
 #include <cmath>
-#include <limits>
+#include <cstdio>
 
 namespace walcast {
 
@@ -53,6 +53,9 @@ std::string excerpt(std::string_view s) {
 
 Result<rapidjson::Document> parse_part(std::string_view text, const char* what) {
     rapidjson::Document doc;
+    // Not kParseFullPrecisionFlag: RapidJSON 1.1.0's full-precision path has undefined
+    // behaviour on numbers such as -0e300. The default path is exact for the NumericDates
+    // that matter (integers, and decimals up to 15 significant digits).
     doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(text.data(), text.size());
     if (doc.HasParseError())
         return make_error(std::string("token ") + what + " is not valid JSON (byte " +
@@ -62,15 +65,37 @@ Result<rapidjson::Document> parse_part(std::string_view text, const char* what) 
     return Result<rapidjson::Document>(std::move(doc));
 }
 
-// Reads a NumericDate claim (integer or fractional seconds). nullopt: absent; an error when
-// present but not a finite number.
-Result<std::optional<double>> numeric_date(const rapidjson::Value& claims, const char* name) {
+// A JSON number for an error message: integers exactly, anything else as %.17g.
+std::string number_text(const rapidjson::Value& v) {
+    if (v.IsInt64()) return std::to_string(v.GetInt64());
+    if (v.IsUint64()) return std::to_string(v.GetUint64());
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v.GetDouble());
+    return buf;
+}
+
+// Reads a NumericDate claim (integer or fractional seconds) as whole Unix seconds, a fraction
+// rounded up. nullopt: absent; an error when present but not a number or outside
+// 0..kMaxJwtTime. The range is checked before any conversion, so no value overflows.
+Result<std::optional<std::int64_t>> numeric_date(const rapidjson::Value& claims, const char* name) {
     auto it = claims.FindMember(name);
-    if (it == claims.MemberEnd()) return std::optional<double>();
-    if (!it->value.IsNumber()) return make_error(std::string("token claim ") + name + " is not a number");
-    const double v = it->value.GetDouble();
-    if (!std::isfinite(v)) return make_error(std::string("token claim ") + name + " is not a finite number");
-    return std::optional<double>(v);
+    if (it == claims.MemberEnd()) return std::optional<std::int64_t>();
+    const rapidjson::Value& v = it->value;
+    if (!v.IsNumber()) return make_error(std::string("token claim ") + name + " is not a number");
+    auto out_of_range = [&] {
+        return make_error(std::string("token claim ") + name + " " + number_text(v) + " is outside 0.." +
+                          std::to_string(kMaxJwtTime) + " (1970 to the end of year 9999)");
+    };
+    if (v.IsInt64()) {
+        const std::int64_t t = v.GetInt64();
+        if (t < 0 || t > kMaxJwtTime) return out_of_range();
+        return std::optional<std::int64_t>(t);
+    }
+    if (v.IsUint64()) return out_of_range();  // above INT64_MAX
+    const double d = v.GetDouble();
+    // Written so that NaN fails too; kMaxJwtTime is exact as a double.
+    if (!(d >= 0.0 && d <= static_cast<double>(kMaxJwtTime))) return out_of_range();
+    return std::optional<std::int64_t>(static_cast<std::int64_t>(std::ceil(d)));
 }
 
 Result<std::string> required_string(const rapidjson::Value& claims, const std::string& name) {
@@ -81,7 +106,47 @@ Result<std::string> required_string(const rapidjson::Value& claims, const std::s
     return std::string(it->value.GetString(), it->value.GetStringLength());
 }
 
+std::string_view string_of(const rapidjson::Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+// `aud` must name `audience`: as a string, or as one element of an array of strings.
+std::optional<Error> audience_problem(const rapidjson::Value& claims, const std::string& audience) {
+    auto it = claims.FindMember("aud");
+    if (it == claims.MemberEnd()) return make_error("token has no aud claim (audience \"" + audience + "\" is required)");
+    const rapidjson::Value& aud = it->value;
+    if (aud.IsString()) {
+        if (string_of(aud) == audience) return std::nullopt;
+        return make_error("token aud " + excerpt(string_of(aud)) + " is not \"" + audience + "\"");
+    }
+    if (!aud.IsArray()) return make_error("token claim aud is not a string or an array of strings");
+    bool found = false;
+    for (const auto& a : aud.GetArray()) {
+        if (!a.IsString()) return make_error("token claim aud holds a value that is not a string");
+        found = found || string_of(a) == audience;
+    }
+    if (found) return std::nullopt;
+    return make_error("token aud (" + std::to_string(aud.Size()) + (aud.Size() == 1 ? " value" : " values") +
+                      ") does not include \"" + audience + "\"");
+}
+
+std::optional<Error> issuer_problem(const rapidjson::Value& claims, const std::string& issuer) {
+    auto it = claims.FindMember("iss");
+    if (it == claims.MemberEnd()) return make_error("token has no iss claim (issuer \"" + issuer + "\" is required)");
+    if (!it->value.IsString()) return make_error("token claim iss is not a string");
+    if (string_of(it->value) != issuer)
+        return make_error("token iss " + excerpt(string_of(it->value)) + " is not \"" + issuer + "\"");
+    return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<std::string> jwt_secret_problem(std::string_view secret) {
+    static const std::string kHowTo = "generate one with: head -c 32 /dev/urandom | base64";
+    if (secret.empty()) return "the JWT secret is empty; " + kHowTo;
+    if (secret.size() >= kMinJwtSecretBytes) return std::nullopt;
+    return "the JWT secret has " + std::to_string(secret.size()) + (secret.size() == 1 ? " byte" : " bytes") +
+           "; HS256 secrets under " + std::to_string(kMinJwtSecretBytes) +
+           " bytes can be brute-forced offline from a single token (RFC 7518 requires at least 32); " + kHowTo;
+}
 
 std::string base64url_encode(std::string_view bytes) {
     std::string out;
@@ -148,6 +213,12 @@ std::string sign_jwt_hs256(std::string_view claims_json, std::string_view secret
 
 Result<Claims> verify_jwt(std::string_view token, std::string_view secret, std::int64_t now,
                           const std::string& tenant_claim) {
+    JwtPolicy policy;
+    policy.tenant_claim = tenant_claim;
+    return verify_jwt(token, secret, now, policy);
+}
+
+Result<Claims> verify_jwt(std::string_view token, std::string_view secret, std::int64_t now, const JwtPolicy& policy) {
     if (secret.empty()) return make_error("no JWT secret is configured");
     if (token.empty()) return make_error("token is empty");
 
@@ -189,24 +260,25 @@ Result<Claims> verify_jwt(std::string_view token, std::string_view secret, std::
     auto exp = numeric_date(*claims, "exp");
     if (!exp) return exp.error();
     if (!*exp) return make_error("token has no exp claim");
-    if (static_cast<double>(now) >= **exp)
-        return make_error("token expired at " + std::to_string(static_cast<std::int64_t>(**exp)) + " (now " +
-                          std::to_string(now) + ")");
+    if (now >= **exp)
+        return make_error("token expired at " + std::to_string(**exp) + " (now " + std::to_string(now) + ")");
     auto nbf = numeric_date(*claims, "nbf");
     if (!nbf) return nbf.error();
-    if (*nbf && **nbf > static_cast<double>(now))
-        return make_error("token not valid before " + std::to_string(static_cast<std::int64_t>(**nbf)) + " (now " +
-                          std::to_string(now) + ")");
+    if (*nbf && **nbf > now)
+        return make_error("token not valid before " + std::to_string(**nbf) + " (now " + std::to_string(now) + ")");
 
     Claims out;
-    // exp is in the future of `now`, so it is above any int64 `now` can be only if huge.
-    out.expires_at = **exp >= 9.2e18 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(**exp);
+    out.expires_at = **exp;
     auto sub = required_string(*claims, "sub");
     if (!sub) return sub.error();
     out.subject = std::move(*sub);
-    auto tenant = required_string(*claims, tenant_claim);
+    auto tenant = required_string(*claims, policy.tenant_claim);
     if (!tenant) return tenant.error();
     out.tenant = std::move(*tenant);
+    if (!policy.audience.empty())
+        if (auto problem = audience_problem(*claims, policy.audience)) return *problem;
+    if (!policy.issuer.empty())
+        if (auto problem = issuer_problem(*claims, policy.issuer)) return *problem;
 
     auto projects = claims->FindMember("projects");
     if (projects != claims->MemberEnd()) {

@@ -104,7 +104,8 @@ Result<ClientPacket> parse_socketio(std::string_view s) {
     if (!payload.empty()) {
         if (json_depth(payload, kMaxJsonDepth) > kMaxJsonDepth)
             return make_error("payload nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-        doc.Parse<rapidjson::kParseValidateEncodingFlag>(payload.data(), payload.size());
+        doc.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(payload.data(),
+                                                                                           payload.size());
         if (doc.HasParseError())
             return make_error(std::string("payload is not valid JSON (byte ") + std::to_string(doc.GetErrorOffset()) +
                               ": " + rapidjson::GetParseError_En(doc.GetParseError()) + ")");
@@ -154,26 +155,52 @@ bool is_reserved_event_name(std::string_view name) {
            name == "newListener" || name == "removeListener";
 }
 
-Result<ClientPacket> parse_client_packet(std::string_view frame) {
+Result<ClientPacket> parse_client_packet(std::string_view frame, ClientChannel channel) {
     if (frame.empty()) return make_error("empty frame");
     ClientPacket p;
+    if (channel == ClientChannel::UpgradeProbe) {
+        // Before `5`, the new WebSocket only proves it works; the session's packets still
+        // travel over polling.
+        if (frame == "2probe") {
+            p.eio = EioType::Ping;
+            return p;
+        }
+        if (frame == "5") {
+            p.eio = EioType::Upgrade;
+            return p;
+        }
+        if (frame[0] == '5') return make_error("Engine.IO upgrade carries data (a client sends exactly 5)");
+        if (frame[0] == '2') return make_error("Engine.IO ping on an upgrading WebSocket that is not the probe 2probe");
+        if (frame[0] < '0' || frame[0] > '6') return make_error("unknown Engine.IO packet type");
+        return make_error(std::string("Engine.IO packet type ") + frame[0] +
+                          " on an upgrading WebSocket (only 2probe and 5 are valid before the upgrade completes)");
+    }
     switch (frame[0]) {
     case '0': return make_error("Engine.IO open from a client (only the server opens)");
     case '1': p.eio = EioType::Close; return p;
-    case '2': return make_error("Engine.IO ping from a client (v4 heartbeats are sent by the server)");
+    case '2':
+        if (frame == "2probe") return make_error("Engine.IO probe 2probe outside a transport upgrade");
+        return make_error("Engine.IO ping from a client (v4 heartbeats are sent by the server)");
     case '3': p.eio = EioType::Pong; return p;
     case '4': return parse_socketio(frame.substr(1));
-    case '5': return make_error("Engine.IO upgrade from a client (websocket is the only transport)");
+    case '5':
+        return make_error("Engine.IO upgrade outside a transport upgrade (only a WebSocket probing a polling session "
+                          "sends it)");
     case '6': p.eio = EioType::Noop; return p;
     default: return make_error("unknown Engine.IO packet type");
     }
 }
 
-std::string encode_open(std::string_view sid, std::uint64_t ping_interval_ms, std::uint64_t ping_timeout_ms,
-                        std::uint64_t max_payload) {
+std::string encode_open(std::string_view sid, const std::vector<std::string>& upgrades, std::uint64_t ping_interval_ms,
+                        std::uint64_t ping_timeout_ms, std::uint64_t max_payload) {
     std::string out = "0{\"sid\":";
     append_json_string(out, sid);
-    out += ",\"upgrades\":[],\"pingInterval\":";
+    out += ",\"upgrades\":[";
+    for (std::size_t i = 0; i < upgrades.size(); ++i) {
+        if (i) out += ',';
+        append_json_string(out, upgrades[i]);
+    }
+    out += "],\"pingInterval\":";
     out += std::to_string(ping_interval_ms);
     out += ",\"pingTimeout\":";
     out += std::to_string(ping_timeout_ms);
@@ -181,6 +208,11 @@ std::string encode_open(std::string_view sid, std::uint64_t ping_interval_ms, st
     out += std::to_string(max_payload);
     out += '}';
     return out;
+}
+
+std::string encode_open(std::string_view sid, std::uint64_t ping_interval_ms, std::uint64_t ping_timeout_ms,
+                        std::uint64_t max_payload) {
+    return encode_open(sid, {}, ping_interval_ms, ping_timeout_ms, max_payload);
 }
 
 std::string encode_connect(std::string_view sid, std::string_view pid) {

@@ -2,6 +2,7 @@
 // sends encoded, and each malformed input refused with its reason.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
 
 #include "wire/socketio_packet.hpp"
@@ -37,13 +38,49 @@ TEST_CASE("Engine.IO packets a client may not send") {
     CHECK(refused("") == "empty frame");
     CHECK(refused("0{}") == "Engine.IO open from a client (only the server opens)");
     CHECK(refused("2") == "Engine.IO ping from a client (v4 heartbeats are sent by the server)");
-    CHECK(refused("5") == "Engine.IO upgrade from a client (websocket is the only transport)");
+    CHECK(refused("2x") == "Engine.IO ping from a client (v4 heartbeats are sent by the server)");
+    CHECK(refused("2probe") == "Engine.IO probe 2probe outside a transport upgrade");
+    CHECK(refused("5") ==
+          "Engine.IO upgrade outside a transport upgrade (only a WebSocket probing a polling session sends it)");
     CHECK(refused("7") == "unknown Engine.IO packet type");
     CHECK(refused("hello") == "unknown Engine.IO packet type");
     CHECK(refused("b4AAA") == "unknown Engine.IO packet type");
     CHECK(refused("4") == "empty Socket.IO packet");
     CHECK(refused("49") == "unknown Socket.IO packet type");
     CHECK(refused("4x") == "unknown Socket.IO packet type");
+}
+
+TEST_CASE("an upgrading WebSocket takes the probe and the upgrade only") {
+    auto probe = parse_client_packet("2probe", ClientChannel::UpgradeProbe);
+    REQUIRE(probe.ok());
+    CHECK(probe->eio == EioType::Ping);
+    auto upgrade = parse_client_packet("5", ClientChannel::UpgradeProbe);
+    REQUIRE(upgrade.ok());
+    CHECK(upgrade->eio == EioType::Upgrade);
+
+    auto refused_on_probe = [](std::string_view frame) {
+        auto r = parse_client_packet(frame, ClientChannel::UpgradeProbe);
+        REQUIRE_MESSAGE(!r.ok(), std::string(frame) << " was accepted");
+        return r.error().message;
+    };
+    CHECK(refused_on_probe("") == "empty frame");
+    CHECK(refused_on_probe("2") == "Engine.IO ping on an upgrading WebSocket that is not the probe 2probe");
+    CHECK(refused_on_probe("2probe2") == "Engine.IO ping on an upgrading WebSocket that is not the probe 2probe");
+    CHECK(refused_on_probe("2Probe") == "Engine.IO ping on an upgrading WebSocket that is not the probe 2probe");
+    CHECK(refused_on_probe("5x") == "Engine.IO upgrade carries data (a client sends exactly 5)");
+    CHECK(refused_on_probe("3probe") ==
+          "Engine.IO packet type 3 on an upgrading WebSocket (only 2probe and 5 are valid before the upgrade completes)");
+    CHECK(refused_on_probe("40") ==
+          "Engine.IO packet type 4 on an upgrading WebSocket (only 2probe and 5 are valid before the upgrade completes)");
+    CHECK(refused_on_probe("1") ==
+          "Engine.IO packet type 1 on an upgrading WebSocket (only 2probe and 5 are valid before the upgrade completes)");
+    CHECK(refused_on_probe("6") ==
+          "Engine.IO packet type 6 on an upgrading WebSocket (only 2probe and 5 are valid before the upgrade completes)");
+    CHECK(refused_on_probe("x") == "unknown Engine.IO packet type");
+
+    // Session is the default channel.
+    CHECK(parse_client_packet("40").ok());
+    CHECK(parse_client_packet("40", ClientChannel::Session).ok());
 }
 
 TEST_CASE("CONNECT") {
@@ -152,6 +189,40 @@ TEST_CASE("ACK from a client") {
     CHECK(refused("435{}") == "ACK payload is not an array");
 }
 
+TEST_CASE("hostile sizes far past the bounds") {
+    // A million nested arrays: refused by the depth pre-check after 33 brackets, at once.
+    const std::string deep = "42" + std::string(1000000, '[');
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(refused(deep) == "payload nested deeper than 32 levels");
+    CHECK(refused("42[\"x\"," + std::string(1000000, '{')) == "payload nested deeper than 32 levels");
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+
+    // Closers first let the bracket count dip below zero and pass the pre-check; the parser
+    // stops at the first stray closer.
+    CHECK(refused("42[" + std::string(1000000, ']') + std::string(1000000, '[')).rfind("payload is not valid JSON", 0) == 0);
+    CHECK(refused("42" + std::string(1000000, ']') + std::string(1000000, '[')).rfind("payload is not valid JSON", 0) ==
+          0);
+
+    // A million elements, all at depth 2: parsed, no recursion involved.
+    std::string wide = "42[\"x\"";
+    for (int i = 0; i < 1000000; ++i) wide += ",[]";
+    wide += ']';
+    CHECK(parsed(wide).args.size() == 1000000);
+
+    for (int i = 0; i < 100000; ++i) {
+        auto r = parse_client_packet("");
+        REQUIRE_FALSE(r.ok());
+        REQUIRE(r.error().message == "empty frame");
+    }
+    for (int i = 0; i < 100000; ++i) REQUIRE_FALSE(parse_client_packet("", ClientChannel::UpgradeProbe).ok());
+
+    CHECK(refused("42" + std::string(30, '9') + "[\"x\"]") == "ack id out of range");
+    CHECK(refused("43" + std::string(30, '1') + "[]") == "ack id out of range");
+    CHECK(refused("40" + std::string(30, '1')) == "ack id out of range");
+    // Leading zeros do not count toward the range: 30 digits, value 7.
+    CHECK(parsed("42" + std::string(29, '0') + "7[\"x\"]").ack_id == std::uint64_t{7});
+}
+
 TEST_CASE("binary and server-only packets") {
     CHECK(refused(R"(451-["x",{"_placeholder":true,"num":0}])") == "binary Socket.IO packets are not supported");
     CHECK(refused("461-0[]") == "binary Socket.IO packets are not supported");
@@ -165,9 +236,18 @@ TEST_CASE("bad namespaces") {
 }
 
 TEST_CASE("server frames") {
+    CHECK(encode_open("abc", {"websocket"}, 25000, 20000, 1000000) ==
+          R"(0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000})");
+    CHECK(encode_open("abc", {}, 25000, 20000, 65536) ==
+          R"(0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":65536})");
+    CHECK(encode_open("a\"b", {"websocket", "webtransport"}, 1, 2, 3) ==
+          R"(0{"sid":"a\"b","upgrades":["websocket","webtransport"],"pingInterval":1,"pingTimeout":2,"maxPayload":3})");
+    // The WebSocket-only form the server calls today.
     CHECK(encode_open("abc", 25000, 20000, 65536) ==
           R"(0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":65536})");
     CHECK(encode_ping() == "2");
+    CHECK(encode_probe_pong() == "3probe");
+    CHECK(encode_noop() == "6");
     CHECK(encode_connect("wZX3oN0bSVIhsaknAAAI") == R"(40{"sid":"wZX3oN0bSVIhsaknAAAI"})");
     CHECK(encode_connect_error("/", "unauthorized") == R"(44{"message":"unauthorized"})");
     CHECK(encode_connect_error("/admin", "Invalid namespace") == R"(44/admin,{"message":"Invalid namespace"})");
