@@ -370,7 +370,6 @@ int run_demo(const DemoOptions& options) {
     config->dsn = cluster.dsn("demo");
     config->listen = "127.0.0.1:" + std::to_string(options.port);
     ServerOptions server;
-    std::string error;
     if (!apply_config(*config, server, error)) {
         say(error);
         return 1;

@@ -222,7 +222,7 @@ bool EngineIoServer::charge(EngineSocket& s, std::size_t bytes) {
     log_client(LogLevel::Notice, s,
                "closed: sent more than its budget (" + std::to_string(static_cast<int>(s.budget_.limits().frames_per_second)) +
                    " frames/s, " + std::to_string(static_cast<int>(s.budget_.limits().bytes_per_second)) + " bytes/s)");
-    close(s, close_code::kPolicy, "flood", CloseCause::Flood);
+    close(s, close_code::kFlood, "flood", CloseCause::Flood);
     return false;
 }
 

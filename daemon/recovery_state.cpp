@@ -59,8 +59,7 @@ const SessionSnapshot* DetachedSessions::find(const std::string& pid) const {
 std::optional<SessionSnapshot> DetachedSessions::take(const std::string& pid) {
     auto it = by_pid_.find(pid);
     if (it == by_pid_.end()) return std::nullopt;
-    SessionSnapshot s = std::move(*it->second);
-    s.pid = pid;
+    SessionSnapshot s = *it->second;  // a copy: erase() still reads the user from the node
     erase(it->second);
     return s;
 }

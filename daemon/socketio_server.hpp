@@ -89,8 +89,9 @@ public:
     // Socket.IO sessions that completed CONNECT (the walcast_clients gauge).
     std::size_t clients() const;
 
+    struct Impl;  // daemon/socketio_session.hpp
+
 private:
-    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 

@@ -26,6 +26,9 @@ constexpr std::uint16_t kPolicy = 1008;
 constexpr std::uint16_t kTooBig = 1009;
 constexpr std::uint16_t kTokenExpired = 4001;
 constexpr std::uint16_t kSlowConsumer = 4008;
+// Sent more than its budget. Not 1008: websocketpp drops the TCP connection right after a
+// 1008 frame, and a peer that is still sending then gets a reset instead of the frame.
+constexpr std::uint16_t kFlood = 4029;
 }  // namespace close_code
 
 class Transport {

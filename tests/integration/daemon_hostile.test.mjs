@@ -55,7 +55,8 @@ before(async () => {
   cluster = await startAppCluster({ setupSql: `
 INSERT INTO "Project" (id, "tenantId", name) VALUES ('ph', 'acme', 'Hostile');
 INSERT INTO "Project" (id, "tenantId", name) SELECT 'pj' || g, 'acme', 'flood ' || g FROM generate_series(1, ${JOIN_FLOOD}) g;` });
-  daemon = await startDaemon({ cluster, secret: SECRET, name: 'hostile' });
+  // A small recovery buffer, so a client that never reads falls out of it after a few MiB.
+  daemon = await startDaemon({ cluster, secret: SECRET, name: 'hostile', configAppend: '[recovery]\nmax_bytes = 8388608' });
   neverConnect = await RawClient.open(daemon.wsUrl, { label: 'never-connect' });
   good = await IoClient.connect(daemon.url, token(SECRET, { sub: 'good', tenantId: 'acme' }), { label: 'good' });
   assert.deepEqual(await good.join('ph'), { ok: true });
@@ -72,8 +73,9 @@ after(async () => {
   await cluster?.stop();
 });
 
-dtest('a client that never reads is closed with 4008 once its buffer passes the limit', async (t) => {
+dtest('a client that never reads holds at most its send buffer, then catches up from the buffer, and is closed with 4008 once it falls out of it', async (t) => {
   const before4008 = await daemon.metric('walcast_slow_consumer_closes_total');
+  const catchUpsBefore = await daemon.metric('walcast_catch_ups_total');
   const slow = await connected('slow');
   assert.deepEqual(await slow.emitWithAck('join-project', 'ph'), [{ ok: true }]);
   slow.pause();
@@ -101,7 +103,8 @@ dtest('a client that never reads is closed with 4008 once its buffer passes the 
   const close = await closedWithin(slow, 15_000);
   assert.ok(close, 'the slow client was not closed');
   assert.equal(close.code, 4008, `close code (reason "${close.reason}")`);
-  assert.ok(bytes >= 1024 * 1024, 'more than the 1 MiB buffer was sent before the close');
+  assert.ok(bytes >= 8 * 1024 * 1024, 'more than the 8 MiB recovery buffer was written before the close');
+  assert.ok(await daemon.metric('walcast_catch_ups_total') > catchUpsBefore, 'it was moved to catching up first');
 
   // The good client got every big event.
   await waitUntil(() => good.events.filter((e) => e.payload?.id?.startsWith('big-')).length >= n,
@@ -109,11 +112,11 @@ dtest('a client that never reads is closed with 4008 once its buffer passes the 
   assert.equal(good.disconnects.length, 0, `good client disconnected: ${JSON.stringify(good.disconnects)}`);
 });
 
-dtest('a 200 KiB frame is closed with 1009, before and after CONNECT', async () => {
+dtest('a message over max_payload (1,000,000 bytes) after CONNECT, or over 64 KiB before it, is closed with 1009', async () => {
   const before1009 = await daemon.metric('walcast_oversized_frame_closes_total');
   const big = 'a'.repeat(200 * 1024);
   const after = await connected('oversized-after-connect');
-  after.send(`42${JSON.stringify(['message', big])}`);
+  after.send(`42${JSON.stringify(['message', 'a'.repeat(1_100_000)])}`);
   const a = await closedWithin(after, 10_000);
   assert.ok(a, 'not closed');
   assert.equal(a.code, 1009, `close code (reason "${a.reason}")`);
