@@ -28,7 +28,7 @@ enum class Suppression : std::uint8_t {
     None,
     Skipped,           // a context with skipEmit: true
     MalformedContext,  // a context message that failed parse_emit_context
-    Damaged,           // a line of the transaction could not be decoded: fail closed
+    Damaged,           // a line of the transaction was malformed or oversized: fail closed
 };
 
 // The first reason found stands; later ones do not replace it.
@@ -37,8 +37,8 @@ struct Verdict {
     // MalformedContext: the context's parse error. Skipped: "skipEmit". Damaged: the reason
     // given to damage(), which names the line and why it could not be used.
     std::string detail;
-    // LSN of the context message that decided it; 0/0 for Damaged, since a line that could
-    // not be decoded has no LSN to give.
+    // LSN of the context message that decided it; 0/0 for Damaged, since a line that was not
+    // decoded has no LSN to give.
     Lsn at;
 
     bool suppressed() const { return suppression != Suppression::None; }
