@@ -62,6 +62,16 @@ public:
     void on_begin(const TransactionInfo&) override {
         lines_.clear();
         contexts_ = 0;
+        damage_.clear();
+    }
+
+    // A line of the open transaction that could not be used (malformed or oversized), shown
+    // where it fell among the changes; `detail` says which line and why.
+    void on_damaged_line(const std::string& detail) {
+        Line l;
+        l.text = "  damaged: " + detail;
+        lines_.push_back(std::move(l));
+        if (damage_.empty()) damage_ = detail;
     }
 
     void on_context(const Change& message, const EmitContext* context, const Error* error) override {
@@ -121,8 +131,10 @@ public:
     }
 
     void on_abandon(const TransactionInfo& txn, const std::string& reason) override {
-        write(out_, header(txn) + " abandoned: " + reason + "\n");
+        // The damaged line may have been the missing commit line: name it.
+        write(out_, header(txn) + " abandoned: " + reason + (damage_.empty() ? "" : " (damaged: " + damage_ + ")") + "\n");
         lines_.clear();
+        damage_.clear();
     }
 
 private:
@@ -136,6 +148,7 @@ private:
     std::FILE* out_;
     std::vector<Line> lines_;
     std::size_t contexts_ = 0;
+    std::string damage_;  // the first damaged line of the open transaction
 
     static std::string header(const TransactionInfo& txn) {
         return "transaction xid=" + std::to_string(txn.xid) + " end=" + txn.end_lsn.str() +
@@ -192,19 +205,32 @@ int run_replay(const ReplayOptions& options) {
     TransactionAssembler assembler(config->message_prefix, router);
 
     const std::string name = options.input == "-" ? "stdin" : options.input;
-    LineReader reader(in);
+    // A line over [limits] max_line_bytes is read past without being held whole.
+    LineReader reader(in, config->max_line_bytes);
     Change change;
     std::string_view line;
     std::size_t line_no = 0, malformed = 0;
     int status = 0;
-    while (reader.next(line)) {
+    // A line that cannot be used fails its transaction closed: the lost line may have been
+    // the context that skips it, or a change it would have emitted.
+    const auto damaged = [&](const std::string& what, const std::string& why) {
+        ++malformed;
+        std::fprintf(stderr, "walcast replay: %s:%zu: %s wal2json line: %s\n", name.c_str(), line_no, what.c_str(),
+                     why.c_str());
+        std::string detail = "line " + std::to_string(line_no) + " is " + what + ": " + why;
+        if (options.explain && assembler.in_transaction()) explainer.on_damaged_line(detail);
+        assembler.damage(std::move(detail));
+    };
+    for (LineReader::Status got; (got = reader.next(line)) != LineReader::Status::End;) {
         ++line_no;
+        if (got == LineReader::Status::Oversized) {
+            damaged("oversized", std::to_string(reader.oversized_length()) + " bytes, over the " +
+                                     std::to_string(config->max_line_bytes) + "-byte limit ([limits] max_line_bytes)");
+            continue;
+        }
         if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
         if (auto err = decode_wal2json_line(line, change)) {
-            ++malformed;
-            std::fprintf(stderr, "walcast replay: %s:%zu: malformed wal2json line: %s\n", name.c_str(), line_no,
-                         err->message.c_str());
-            assembler.damage("line " + std::to_string(line_no) + " is malformed");
+            damaged("malformed", err->message);
             continue;
         }
         if ((change.action == Action::Begin || change.action == Action::Commit) && !change.nextlsn) {

@@ -1,14 +1,62 @@
-// Emit context parsing (see emit_context.hpp).
+// Emit context parsing (see emit_context.hpp). The content is checked for size before it is
+// read and parsed iteratively with a depth limit, so no content can exhaust the stack or
+// make the daemon build a large document.
 #include "decoder/emit_context.hpp"
 
 #include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include "decoder/json_text.hpp"
 
 namespace walcast {
 
 namespace {
+
+// Forwards SAX events to a Document and refuses an object or array that would open deeper
+// than kMaxContextDepth.
+class DepthLimitedBuilder {
+public:
+    explicit DepthLimitedBuilder(rapidjson::Document& doc) : doc_(doc) {}
+
+    bool too_deep = false;
+
+    bool Null() { return doc_.Null(); }
+    bool Bool(bool b) { return doc_.Bool(b); }
+    bool Int(int i) { return doc_.Int(i); }
+    bool Uint(unsigned u) { return doc_.Uint(u); }
+    bool Int64(std::int64_t i) { return doc_.Int64(i); }
+    bool Uint64(std::uint64_t u) { return doc_.Uint64(u); }
+    bool Double(double d) { return doc_.Double(d); }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return doc_.RawNumber(s, n, copy); }
+    bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+    bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc_.Key(s, n, copy); }
+    bool StartObject() { return enter() && doc_.StartObject(); }
+    bool EndObject(rapidjson::SizeType members) {
+        --depth_;
+        return doc_.EndObject(members);
+    }
+    bool StartArray() { return enter() && doc_.StartArray(); }
+    bool EndArray(rapidjson::SizeType elements) {
+        --depth_;
+        return doc_.EndArray(elements);
+    }
+
+private:
+    rapidjson::Document& doc_;
+    int depth_ = 0;
+
+    bool enter() {
+        if (depth_ == kMaxContextDepth) {
+            too_deep = true;
+            return false;
+        }
+        ++depth_;
+        return true;
+    }
+};
 
 // Reads an optional string-or-null field; false when the field has another type.
 bool read_optional_string(const rapidjson::Value& obj, const char* name,
@@ -23,12 +71,29 @@ bool read_optional_string(const rapidjson::Value& obj, const char* name,
 }  // namespace
 
 Result<EmitContext> parse_emit_context(std::string_view content) {
+    if (content.size() > kMaxContextBytes)
+        return make_error("context is " + std::to_string(content.size()) + " bytes, over the " +
+                          std::to_string(kMaxContextBytes) + "-byte limit");
+
     rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag>(content.data(), content.size());
-    if (doc.HasParseError())
-        return make_error(std::string("context is not valid JSON (byte ") +
-                          std::to_string(doc.GetErrorOffset()) + ": " +
-                          rapidjson::GetParseError_En(doc.GetParseError()) + ")");
+    rapidjson::ParseResult parsed;
+    bool too_deep = false;
+    auto parse = [&](rapidjson::Document& d) {
+        DepthLimitedBuilder builder(d);
+        rapidjson::MemoryStream bytes(content.data(), content.size());
+        rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(bytes);  // skips a BOM
+        rapidjson::Reader reader;
+        parsed = reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(stream, builder);
+        too_deep = builder.too_deep;
+        return !parsed.IsError();
+    };
+    doc.Populate(parse);
+    if (too_deep)
+        return make_error("context is nested deeper than " + std::to_string(kMaxContextDepth) + " levels (byte " +
+                          std::to_string(parsed.Offset()) + ")");
+    if (parsed.IsError())
+        return make_error(std::string("context is not valid JSON (byte ") + std::to_string(parsed.Offset()) + ": " +
+                          rapidjson::GetParseError_En(parsed.Code()) + ")");
     if (!doc.IsObject()) return make_error("context is not a JSON object");
 
     EmitContext ctx;

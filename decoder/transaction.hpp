@@ -28,13 +28,18 @@ enum class Suppression : std::uint8_t {
     None,
     Skipped,           // a context with skipEmit: true
     MalformedContext,  // a context message that failed parse_emit_context
-    Damaged,           // a line of the transaction could not be decoded: fail closed
+    Damaged,           // a line of the transaction was malformed or oversized: fail closed
 };
 
+// The first reason found stands; later ones do not replace it.
 struct Verdict {
     Suppression suppression = Suppression::None;
-    std::string detail;  // the parse error, or where the skip came from
-    Lsn at;              // LSN of the message (or line) that decided it
+    // MalformedContext: the context's parse error. Skipped: "skipEmit". Damaged: the reason
+    // given to damage(), which names the line and why it could not be used.
+    std::string detail;
+    // LSN of the context message that decided it; 0/0 for Damaged, since a line that was not
+    // decoded has no LSN to give.
+    Lsn at;
 
     bool suppressed() const { return suppression != Suppression::None; }
 };
@@ -68,8 +73,10 @@ public:
     // transaction it belongs to, if any, then emits nothing.
     std::optional<Error> feed(const Change& change);
 
-    // A line that could not be decoded: if a transaction is open it emits nothing, since the
-    // lost line may have been the context that skips it.
+    // A line that could not be used (malformed, or over the line size limit): if a
+    // transaction is open it emits nothing, since the lost line may have been the context
+    // that skips it. `reason` becomes the verdict's detail, so it says which line and why,
+    // e.g. "line 4 is oversized: 70000000 bytes, over the 67108864-byte limit".
     void damage(std::string reason);
 
     // Ends the stream: an open transaction is abandoned.

@@ -64,11 +64,19 @@ struct Change {
     }
 };
 
+// Objects and arrays nested deeper than this make a line malformed (the top-level object is
+// depth 1). wal2json's own lines nest at most 3 deep (line, columns, column); the rest of the
+// bound is room for unknown keys, whose values are skipped whatever they hold.
+inline constexpr int kMaxWal2jsonDepth = 64;
+
 // Finds a column by name; nullptr when absent.
 const Column* find_column(const std::vector<Column>& columns, std::string_view name);
 
 // Decodes one line into `out`, reusing its storage (the hot path of replay and run).
 // On error `out` is unspecified and the message names the byte offset or the field.
+// Nesting past kMaxWal2jsonDepth is refused before it is parsed, so no line, however deep,
+// can exhaust the stack. The line's length is the caller's to bound (`out` holds copies of
+// its strings).
 std::optional<Error> decode_wal2json_line(std::string_view line, Change& out);
 
 Result<Change> decode_wal2json_line(std::string_view line);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,6 +22,14 @@ function capture(name, lines) {
   const path = join(dir, name);
   writeFileSync(path, lines.join('\n') + '\n');
   return path;
+}
+
+// `expected` (strings equal to a line, or RegExps matching one) appear as consecutive lines of `out`.
+function assertLines(out, expected) {
+  const lines = out.split('\n');
+  const fits = (line, e) => (typeof e === 'string' ? line === e : e.test(line));
+  const at = lines.findIndex((_, i) => expected.every((e, k) => i + k < lines.length && fits(lines[i + k], e)));
+  assert.ok(at >= 0, `expected these consecutive lines:\n${expected.join('\n')}\nin:\n${out}`);
 }
 
 const ts = '"timestamp":"2026-11-26 03:11:59.981011+00"';
@@ -80,7 +88,75 @@ test('a malformed line inside a transaction silences that transaction only', () 
   assert.equal(r.status, 3);
   assert.deepEqual(r.events.map((l) => JSON.parse(l).payload.id), ['kept']);
   const explain = replay(['--config', config, '--input', capture('damaged.jsonl', lines), '--explain']);
-  assert.match(explain.out, /I public\.Task id="lost": no event: transaction damaged \(line 4 is malformed\)/);
+  assert.match(explain.out, /I public\.Task id="lost": no event: transaction damaged \(line 4 is malformed: invalid JSON at byte \d+: /);
+  assert.match(explain.out, /^  damaged: line 4 is malformed: invalid JSON at byte \d+: .*$/m);
+  assert.match(explain.out, /^  => 0 events: transaction damaged \(line 4 is malformed: /m);
+});
+
+test('a context of 200,000 "[" fails its transaction closed; the stream goes on', () => {
+  // Any role that can log in can write this context; a recursive parser overflows its stack on it.
+  const lines = [B(1, 0x200), M(1, '['.repeat(200000)), task(1, 'poisoned'), C(1, 0x200), ...txn(2, 0x300, 'next')];
+  const path = capture('poison.jsonl', lines);
+  const r = replay(['--config', config, '--input', path]);
+  // The wal2json line is well-formed; its context is not, which fails closed without exit 3.
+  assert.equal(r.status, 0, r.err);
+  assert.deepEqual(r.events.map((l) => JSON.parse(l).payload.id), ['next']);
+
+  const explain = replay(['--config', config, '--input', path, '--explain']);
+  assert.equal(explain.status, 0, explain.err);
+  const why = 'malformed context at 0/100 (context is 200000 bytes, over the 4096-byte limit)';
+  assertLines(explain.out, [
+    /^transaction xid=1 end=0\/200 committedAt=\S+ skip=false$/,
+    '  context at 0/100: malformed (context is 200000 bytes, over the 4096-byte limit): the transaction emits nothing',
+    `  I public.Task id="poisoned": no event: ${why}`,
+    `  => 0 events: ${why}`,
+    /^transaction xid=2 end=0\/300 committedAt=\S+ skip=false$/,
+    '  context at 0/100: {"actorUserId":"u1","projectId":"p1","tenantId":"acme","skipEmit":false}',
+    '  I public.Task id="next": task:created -> project:p1',
+    '  => 1 event',
+  ]);
+});
+
+test('a line over [limits] max_line_bytes fails its transaction closed; the stream goes on', () => {
+  const small = join(dir, 'small-lines.toml');
+  writeFileSync(small, readFileSync(config, 'utf8').replace(/^\[limits\]$/m, '[limits]\nmax_line_bytes = 4096'));
+  const huge = task(1, 'huge').replace('"value":"x"', `"value":"${'y'.repeat(100000)}"`);  // a 100 KB title
+  const hugeCommit = C(3, 0x400).replace('}', `,"pad":"${'z'.repeat(5000)}"}`);
+  const lines = [
+    B(1, 0x200), M(1, ctx), task(1, 'before'), huge, C(1, 0x200),  // 1-5
+    ...txn(2, 0x300, 'next'),                                      // 6-9
+    B(3, 0x400), M(3, ctx), task(3, 'cut'), hugeCommit,            // 10-13
+    ...txn(4, 0x500, 'after'),                                     // 14-17
+  ];
+  const path = capture('oversized.jsonl', lines);
+  const r = replay(['--config', small, '--input', path]);
+  assert.equal(r.status, 3);
+  const tooLong = (n) => `oversized wal2json line: ${n} bytes, over the 4096-byte limit ([limits] max_line_bytes)`;
+  assert.ok(r.err.includes(`oversized.jsonl:4: ${tooLong(huge.length)}\n`), r.err);
+  assert.ok(r.err.includes(`oversized.jsonl:13: ${tooLong(hugeCommit.length)}\n`), r.err);
+  assert.ok(r.err.includes('oversized.jsonl:14: transaction xid 3 has no commit line before the next begin'), r.err);
+  assert.deepEqual(r.events.map((l) => JSON.parse(l).payload.id), ['next', 'after']);
+
+  const explain = replay(['--config', small, '--input', path, '--explain']);
+  assert.equal(explain.status, 3);
+  const why = `line 4 is oversized: ${huge.length} bytes, over the 4096-byte limit ([limits] max_line_bytes)`;
+  assertLines(explain.out, [
+    /^transaction xid=1 end=0\/200 committedAt=\S+ skip=false$/,
+    '  context at 0/100: {"actorUserId":"u1","projectId":"p1","tenantId":"acme","skipEmit":false}',
+    `  I public.Task id="before": no event: transaction damaged (${why})`,
+    `  damaged: ${why}`,
+    `  => 0 events: transaction damaged (${why})`,
+  ]);
+  assertLines(explain.out, [
+    /^transaction xid=3 end=0\/400 committedAt=\S+ abandoned: transaction xid 3 has no commit line before the next begin; it emits nothing \(damaged: line 13 is oversized: \d+ bytes, over the 4096-byte limit \(\[limits\] max_line_bytes\)\)$/,
+  ]);
+  assert.match(explain.out, /I public\.Task id="next": task:created -> project:p1/);
+  assert.match(explain.out, /I public\.Task id="after": task:created -> project:p1/);
+
+  // Under the default limit (64 MiB) the same capture is whole.
+  const whole = replay(['--config', config, '--input', path]);
+  assert.equal(whole.status, 0, whole.err);
+  assert.deepEqual(whole.events.map((l) => JSON.parse(l).payload.id), ['before', 'huge', 'next', 'cut', 'after']);
 });
 
 test('malformed context messages fail their transaction closed', () => {

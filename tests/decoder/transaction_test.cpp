@@ -171,15 +171,35 @@ TEST_SUITE("transaction") {
     TEST_CASE("a damaged line fails its transaction closed and only that one") {
         RecordingSink sink;
         TransactionAssembler a("walcast", sink);
-        a.damage("line 3 is malformed");  // outside a transaction: nothing to suppress
+        a.damage("line 3 is malformed: invalid JSON at byte 0");  // outside a transaction: nothing to suppress
         for (const Change& c : {begin(1), message(kU1), row("A")}) CHECK_FALSE(a.feed(c));
-        a.damage("line 7 is malformed");
+        a.damage("line 7 is oversized: 100000 bytes, over the 4096-byte limit");
+        a.damage("line 8 is malformed: invalid JSON at byte 1");  // the first reason stands
         for (const Change& c : {row("B"), commit(1), begin(2, 0x300), message(kU1), row("C"), commit(2, 0x300)})
             CHECK_FALSE(a.feed(c));
         REQUIRE(sink.verdicts.size() == 2);
         CHECK(sink.verdicts[0].suppression == Suppression::Damaged);
-        CHECK(sink.verdicts[0].detail == "line 7 is malformed");
+        CHECK(sink.verdicts[0].detail == "line 7 is oversized: 100000 bytes, over the 4096-byte limit");
+        CHECK(sink.changes[1].suppressed_so_far);
         CHECK_FALSE(sink.verdicts[1].suppressed());
+    }
+
+    TEST_CASE("a hostile context fails its transaction closed; the next one is untouched") {
+        for (const std::string& bomb : {std::string(200000, '['), std::string(kMaxContextBytes, '[')}) {
+            RecordingSink sink;
+            TransactionAssembler a("walcast", sink);
+            for (const Change& c : {begin(1), message(bomb), row("A"), commit(1), begin(2, 0x300), message(kU1), row("B"),
+                                    commit(2, 0x300)})
+                CHECK_FALSE(a.feed(c));
+            REQUIRE(sink.verdicts.size() == 2);
+            CHECK(sink.verdicts[0].suppression == Suppression::MalformedContext);
+            CHECK(sink.verdicts[0].at == Lsn{0x100});
+            CHECK(sink.verdicts[0].detail == (bomb.size() > kMaxContextBytes
+                                                  ? "context is 200000 bytes, over the 4096-byte limit"
+                                                  : "context is nested deeper than 16 levels (byte 16)"));
+            CHECK_FALSE(sink.verdicts[1].suppressed());
+            CHECK(sink.changes[1].actor == "u1");
+        }
     }
 
     TEST_CASE("structure errors are reported and lose nothing else") {

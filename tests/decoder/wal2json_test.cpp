@@ -207,6 +207,36 @@ TEST_SUITE("wal2json") {
         CHECK(error_of(line).rfind("invalid JSON at byte", 0) == 0);
         CHECK(error_of(std::string(10 << 20, '{')).rfind("invalid JSON at byte 1: ", 0) == 0);
     }
+
+    TEST_CASE("nesting past kMaxWal2jsonDepth is refused, however deep the line goes") {
+        // A million levels would overflow the stack of a parser that recursed into them.
+        const std::string bomb(1000000, '[');
+        const std::string insert = R"({"action":"I","schema":"s","table":"t",)";
+
+        // Under an unknown key, whose value is otherwise skipped: the line's object is level 1,
+        // so the 64th '[' (byte 47 + 63) would open level 65. The offset is just past it.
+        const std::string unknown = insert + R"("extra":)";
+        REQUIRE(unknown.size() == 47);
+        CHECK(error_of(unknown + bomb) == "objects and arrays nested deeper than 64 levels (byte 111)");
+        std::string objects = unknown;
+        for (int i = 0; i < 100000; ++i) objects += R"({"a":)";
+        CHECK(error_of(objects) == "objects and arrays nested deeper than 64 levels (byte " +
+                                   std::to_string(unknown.size() + 63 * 5 + 1) + ")");
+
+        // Inside columns, under a column field the decoder does not know: columns and the
+        // column object are levels 2 and 3, so the 62nd '[' opens level 65.
+        const std::string column = insert + R"("columns":[{"name":"a","type":"int","value":1,"typmod":)";
+        CHECK(error_of(column + bomb) == "objects and arrays nested deeper than 64 levels (byte " +
+                                         std::to_string(column.size() + 62) + ")");
+
+        // The deepest line allowed still decodes.
+        auto deepest = decode_wal2json_line(unknown + std::string(63, '[') + std::string(63, ']') +
+                                            R"(,"columns":[{"name":"a","type":"int","value":1}]})");
+        REQUIRE(deepest);
+        CHECK(deepest->columns.size() == 1);
+        CHECK(error_of(unknown + std::string(64, '[') + std::string(64, ']') + "}") ==
+              "objects and arrays nested deeper than 64 levels (byte 111)");
+    }
 }
 
 #include "decoder/json_text.hpp"
