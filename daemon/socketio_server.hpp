@@ -18,7 +18,7 @@
 
 #include "daemon/metrics.hpp"
 #include "daemon/project_access.hpp"
-#include "daemon/recovery_state.hpp"
+#include "routing/detached_sessions.hpp"
 #include "routing/router.hpp"
 #include "wire/jwt.hpp"
 

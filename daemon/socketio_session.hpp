@@ -12,7 +12,7 @@
 #include <unordered_set>
 
 #include "daemon/engineio_server.hpp"
-#include "daemon/fan_out.hpp"
+#include "routing/fan_out.hpp"
 #include "daemon/http_endpoints.hpp"
 #include "daemon/listener.hpp"
 #include "daemon/socketio_server.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/fan_out.hpp"
+#include "routing/fan_out.hpp"
 
 namespace walcast {
 

@@ -1,5 +1,5 @@
 // EventRun and Batch (see fan_out.hpp).
-#include "daemon/fan_out.hpp"
+#include "routing/fan_out.hpp"
 
 namespace walcast {
 
