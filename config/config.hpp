@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "decoder/continuity.hpp"
 #include "decoder/result.hpp"
 
 namespace walcast {
@@ -47,13 +48,6 @@ struct ModelConfig {
     std::vector<RoomTemplate> rooms;
     std::vector<std::string> payload;    // columns copied into data; defaults to key
     std::vector<std::string> key;        // primary key columns; default ["id"]
-};
-
-// When walcast may create its replication slot.
-enum class CreateSlot : unsigned char {
-    Always,      // whenever it is missing (a discontinuity is still reported)
-    FirstStart,  // only while the state directory says this walcast has never streamed
-    Never,       // never: a missing slot is reported and waited for
 };
 
 struct Config {

@@ -37,6 +37,7 @@ enum class CloseCause : std::uint8_t {
     TokenExpired,
     Unauthorized,
     Replaced,        // a resumed connection took the session over
+    Resync,          // the stream lost events: the client must reconnect and refetch
     Shutdown,
 };
 

@@ -1,6 +1,8 @@
 // Prometheus text rendering of Metrics (text exposition format 0.0.4).
 #include "daemon/metrics.hpp"
 
+#include "decoder/continuity.hpp"
+
 namespace walcast {
 
 namespace {
@@ -94,6 +96,21 @@ std::string Metrics::render() const {
     metric(out, "walcast_recovery_replayed_total", "counter", "Events re-sent to recovering clients.", recovery_replayed);
     metric(out, "walcast_wal_retained_bytes", "gauge",
            "WAL the slot keeps for recovery across restarts (dispatched minus confirmed).", wal_retained_bytes);
+    metric(out, "walcast_oversized_lines_total", "counter",
+           "wal2json lines over limits.max_line_bytes, skipped unread (their transaction fails closed).", oversized_lines);
+    metric(out, "walcast_failed_transactions_total", "counter",
+           "Transactions that emitted nothing because a line of theirs was malformed or oversized.", failed_transactions);
+    metric(out, "walcast_resync_closes_total", "counter", "Clients closed with 4000 to refetch after a discontinuity.",
+           resync_closes);
+    out += "# HELP walcast_discontinuities_total Times the stream lost events (slot dropped, invalidated, advanced, "
+           "another server, a promotion), by reason.\n# TYPE walcast_discontinuities_total counter\n";
+    for (int r = 1; r < 6; ++r) {
+        out += "walcast_discontinuities_total{reason=\"";
+        out += discontinuity_name(static_cast<Discontinuity>(r));
+        out += "\"} ";
+        out += std::to_string(discontinuities[r]);
+        out += '\n';
+    }
     return out;
 }
 

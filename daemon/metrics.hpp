@@ -56,6 +56,13 @@ struct Metrics {
     std::uint64_t recovery_replayed = 0;       // events re-sent to recovering clients
     std::uint64_t wal_retained_bytes = 0;      // gauge: dispatched minus confirmed (the window's WAL)
 
+    // Continuity of the stream.
+    std::uint64_t oversized_lines = 0;         // wal2json lines over max_line_bytes, skipped
+    std::uint64_t failed_transactions = 0;     // transactions failed closed (malformed or oversized input)
+    std::uint64_t resync_closes = 0;           // clients closed with 4000 after a discontinuity
+    // walcast_discontinuities_total{reason}, by Discontinuity.
+    std::uint64_t discontinuities[6] = {};
+
     std::string render() const;
 };
 

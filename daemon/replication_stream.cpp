@@ -3,10 +3,13 @@
 // once, and send a status update at least every status_interval.
 #include "daemon/replication_stream.hpp"
 
-#include <boost/asio/post.hpp>
-#include <cstring>
-#include <vector>
+#include <sys/socket.h>
 
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "daemon/log.hpp"
 #include "daemon/pg_text.hpp"
 #include "decoder/copy_message.hpp"
 
@@ -33,11 +36,30 @@ std::int64_t now_pg() {
 // At most this many messages are handled per turn of the loop, so a backlog of WAL never
 // starves the clients' sockets and timers.
 constexpr int kMessagesPerTurn = 2000;
+// The socket is read in chunks this large (a backlog drains in few reads); the buffer grows
+// only as far as one message needs.
+constexpr std::size_t kReadChunk = 1 << 20;
+// A message that is not CopyData (an error, a notice) is at most this long.
+constexpr std::size_t kMaxControlMessage = 1 << 20;
+// The XLogData header before a wal2json line: 'w', walStart, walEnd, sendTime.
+constexpr std::size_t kXLogHeader = 1 + 8 + 8 + 8;
+
+StopKind kind_of(const std::string& state) {
+    // 55006: the slot became active for another process between lookup and start.
+    return state == "55006" ? StopKind::SlotBusy : StopKind::Disconnected;
+}
 
 }  // namespace
 
-ReplicationStream::ReplicationStream(boost::asio::io_context& io, std::string dsn, std::string slot, Handler& handler)
-    : io_(io), dsn_(std::move(dsn)), slot_(std::move(slot)), handler_(handler), socket_(io), status_timer_(io) {}
+ReplicationStream::ReplicationStream(boost::asio::io_context& io, std::string dsn, std::string slot,
+                                     std::size_t max_line_bytes, Handler& handler)
+    : io_(io),
+      dsn_(std::move(dsn)),
+      slot_(std::move(slot)),
+      max_line_bytes_(max_line_bytes),
+      handler_(handler),
+      socket_(io),
+      status_timer_(io) {}
 
 ReplicationStream::~ReplicationStream() { close(); }
 
@@ -77,9 +99,7 @@ void ReplicationStream::poll_connect() {
     case PGRES_POLLING_OK:
         socket_.attach(conn_);
         state_ = State::Querying;
-        send_query("SELECT plugin, active_pid, confirmed_flush_lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
-                       quote_literal(slot_),
-                   &ReplicationStream::on_slot_lookup);
+        send_query("IDENTIFY_SYSTEM", &ReplicationStream::on_identified);
         return;
     default:
         return fail(StopKind::Disconnected, "cannot connect: " + trimmed_error(conn_));
@@ -111,50 +131,102 @@ void ReplicationStream::await_result(void (ReplicationStream::*next)(PGresult*))
     });
 }
 
+void ReplicationStream::on_identified(PGresult* r) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) < 3)
+        return fail(StopKind::Disconnected, "IDENTIFY_SYSTEM failed: " + result_error(r));
+    server_.system_id = PQgetvalue(r, 0, 0);
+    server_.timeline = static_cast<std::uint32_t>(std::strtoul(PQgetvalue(r, 0, 1), nullptr, 10));
+    if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 2))) server_flush_ = *lsn;
+    // PostgreSQL 17 failover slots are synchronized to standbys and survive a promotion.
+    const bool has_failover = PQserverVersion(conn_) >= 170000;
+    send_query(std::string("SELECT plugin, active_pid, confirmed_flush_lsn, wal_status, ") +
+                   (has_failover ? "failover" : "false") +
+                   " FROM pg_catalog.pg_replication_slots WHERE slot_name = " + quote_literal(slot_),
+               &ReplicationStream::on_slot_lookup);
+}
+
 void ReplicationStream::on_slot_lookup(PGresult* r) {
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(StopKind::Disconnected, "cannot look up slot " + slot_ + ": " + result_error(r));
-    if (PQntuples(r) == 0) {
-        send_query("CREATE_REPLICATION_SLOT " + quote_ident(slot_) + " LOGICAL wal2json NOEXPORT_SNAPSHOT",
-                   &ReplicationStream::on_slot_created);
-        return;
+    SlotInfo slot;
+    if (PQntuples(r) > 0) {
+        slot.exists = true;
+        slot.plugin = PQgetvalue(r, 0, 0);
+        if (!PQgetisnull(r, 0, 1))
+            return fail(StopKind::SlotBusy, "replication slot \"" + slot_ + "\" is in use by PID " + PQgetvalue(r, 0, 1));
+        if (!PQgetisnull(r, 0, 2))
+            if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 2))) slot.confirmed = *lsn;
+        slot.wal_status = PQgetvalue(r, 0, 3);
+        slot.failover = std::string(PQgetvalue(r, 0, 4)) == "t";
     }
-    const std::string plugin = PQgetvalue(r, 0, 0);
-    if (plugin != "wal2json")
-        return fail(StopKind::Fatal, "replication slot \"" + slot_ + "\" uses plugin \"" + plugin +
-                                         "\", not wal2json; drop it (SELECT pg_drop_replication_slot('" + slot_ +
-                                         "');) or set [postgres] slot to another name");
-    if (!PQgetisnull(r, 0, 1))
-        return fail(StopKind::SlotBusy, "replication slot \"" + slot_ + "\" is in use by PID " + PQgetvalue(r, 0, 1));
-    if (!PQgetisnull(r, 0, 2))
-        if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 2))) slot_confirmed_ = *lsn;
-    on_slot_created(nullptr);
+    slot_confirmed_ = slot.confirmed;
+    const SlotDecision decision = handler_.on_slot(server_, slot);
+    switch (decision.step) {
+    case SlotStep::Start: return start_replication();
+    case SlotStep::Create: return create_slot();
+    case SlotStep::Recreate:
+        return send_query("DROP_REPLICATION_SLOT " + quote_ident(slot_), &ReplicationStream::on_slot_dropped);
+    case SlotStep::Wait: return fail(StopKind::SlotWaiting, decision.detail);
+    case SlotStep::Fatal: return fail(StopKind::Fatal, decision.detail);
+    }
+}
+
+void ReplicationStream::on_slot_dropped(PGresult* r) {
+    // 42704: already gone.
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK && sqlstate(r) != "42704")
+        return fail(kind_of(sqlstate(r)), "cannot drop invalidated slot " + slot_ + ": " + result_error(r));
+    create_slot();
+}
+
+void ReplicationStream::create_slot() {
+    send_query("CREATE_REPLICATION_SLOT " + quote_ident(slot_) + " LOGICAL wal2json NOEXPORT_SNAPSHOT",
+               &ReplicationStream::on_slot_created);
 }
 
 void ReplicationStream::on_slot_created(PGresult* r) {
-    // 42710: created by someone else since the lookup; it is used as it is.
-    if (r && PQresultStatus(r) != PGRES_TUPLES_OK && sqlstate(r) != "42710")
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) >= 2) {
+        if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 1))) slot_confirmed_ = *lsn;  // the consistent point
+    } else if (sqlstate(r) != "42710") {
+        // 42710: created by someone else since the lookup; it is used as it is.
         return fail(StopKind::Disconnected, "cannot create slot " + slot_ + ": " + result_error(r));
+    }
+    start_replication();
+}
+
+void ReplicationStream::start_replication() {
     // After a reconnect, resume past what this process already dispatched even if the slot's
     // confirmed_flush_lsn had not caught up yet; the server takes the later of the two.
-    send_query("START_REPLICATION SLOT " + quote_ident(slot_) + " LOGICAL " + confirmed_.str() +
-                   " (\"format-version\" '2', \"include-xids\" '1', \"include-lsn\" '1', "
-                   "\"include-timestamp\" '1')",
-               &ReplicationStream::on_start_replication);
+    const std::string sql = "START_REPLICATION SLOT " + quote_ident(slot_) + " LOGICAL " + confirmed_.str() +
+                            " (\"format-version\" '2', \"include-xids\" '1', \"include-lsn\" '1', "
+                            "\"include-timestamp\" '1')";
+    // Without TLS or GSS encryption the copy stream is plain protocol on the socket: walcast
+    // reads it itself from here on (libpq's input buffer is empty between results).
+    raw_ = !PQsslInUse(conn_) && !PQgssEncInUse(conn_);
+    if (!raw_) return send_query(sql, &ReplicationStream::on_start_replication);
+    state_ = State::Starting;
+    in_.assign(kReadChunk, 0);
+    in_start_ = in_end_ = 0;
+    skip_ = 0;
+    out_.clear();
+    write_raw(encode_query_message(sql));
+    read_raw();
 }
 
 void ReplicationStream::on_start_replication(PGresult* r) {
-    if (PQresultStatus(r) != PGRES_COPY_BOTH) {
-        // 55006: the slot became active for another process between lookup and start.
-        const StopKind kind = sqlstate(r) == "55006" ? StopKind::SlotBusy : StopKind::Disconnected;
-        return fail(kind, "START_REPLICATION failed: " + result_error(r));
-    }
+    if (PQresultStatus(r) != PGRES_COPY_BOTH)
+        return fail(kind_of(sqlstate(r)), "START_REPLICATION failed: " + result_error(r));
+    begin_streaming();
+    read_stream();
+}
+
+void ReplicationStream::begin_streaming() {
     state_ = State::Streaming;
     last_status_ = std::chrono::steady_clock::now();
     handler_.on_streaming();
     schedule_status();
-    read_stream();
 }
+
+// ---- the copy stream through libpq (TLS or GSS connections) ------------------------------
 
 void ReplicationStream::read_stream() {
     if (state_ != State::Streaming) return;
@@ -172,7 +244,14 @@ void ReplicationStream::read_stream() {
             return fail(StopKind::Disconnected, "the server ended the replication stream" + (why.empty() ? "" : ": " + why));
         }
         if (n < 0) return fail(StopKind::Disconnected, "replication stream error: " + trimmed_error(conn_));
-        handle_copy_data(buf, n);
+        const std::size_t size = static_cast<std::size_t>(n);
+        if (size > kXLogHeader + max_line_bytes_ && buf[0] == 'w') {
+            // libpq has buffered it whole already; at least it goes no further.
+            auto header = parse_copy_message(std::string_view(buf, kXLogHeader));
+            handler_.on_oversized_line(header ? std::get<XLogData>(*header).wal_start : Lsn{}, size - kXLogHeader);
+        } else {
+            handle_copy_data(buf, size);
+        }
         PQfreemem(buf);
         if (alive.expired() || state_ != State::Streaming) return;  // a handler stopped us
         if (++handled == kMessagesPerTurn) {
@@ -189,8 +268,164 @@ void ReplicationStream::read_stream() {
     });
 }
 
-void ReplicationStream::handle_copy_data(const char* data, int size) {
-    auto msg = parse_copy_message(std::string_view(data, static_cast<std::size_t>(size)));
+// ---- the copy stream read from the socket ------------------------------------------------
+
+void ReplicationStream::read_raw() {
+    std::weak_ptr<bool> alive = alive_;
+    int handled = 0;
+    const int fd = PQsocket(conn_);
+    for (;;) {
+        while (parse_raw_message()) {
+            if (alive.expired() || (state_ != State::Streaming && state_ != State::Starting)) return;
+            if (++handled >= kMessagesPerTurn) {
+                boost::asio::post(io_, [this, alive] {
+                    if (!alive.expired()) read_raw();
+                });
+                return;
+            }
+        }
+        if (alive.expired()) return;
+        // Room to read: move what is left of a message to the front.
+        if (in_start_ > 0) {
+            std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+            in_end_ -= in_start_;
+            in_start_ = 0;
+        }
+        if (in_end_ == in_.size()) in_.resize(in_.size() * 2);  // parse_raw_message asked for a bigger message
+        const ssize_t n = ::recv(fd, in_.data() + in_end_, in_.size() - in_end_, MSG_DONTWAIT);
+        if (n > 0) {
+            in_end_ += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n == 0) return fail(StopKind::Disconnected, "the server closed the replication connection");
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return fail(StopKind::Disconnected, std::string("replication socket: ") + std::strerror(errno));
+        socket_.wait_readable([this, alive](bool ok) {
+            if (alive.expired()) return;
+            if (!ok) return fail(StopKind::Disconnected, "replication socket wait failed");
+            read_raw();
+        });
+        return;
+    }
+}
+
+// Handles the next whole message in the buffer; false when more bytes are needed.
+bool ReplicationStream::parse_raw_message() {
+    const std::size_t avail = in_end_ - in_start_;
+    const char* p = in_.data() + in_start_;
+    if (skip_ > 0) {
+        // The rest of an oversized line: discarded as it arrives, never held.
+        const std::size_t take = std::min(skip_, avail);
+        in_start_ += take;
+        skip_ -= take;
+        if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+        if (skip_ == 0 && in_.size() > kReadChunk && in_end_ - in_start_ < kReadChunk) {
+            std::vector<char> smaller(kReadChunk);
+            std::memcpy(smaller.data(), in_.data() + in_start_, in_end_ - in_start_);
+            in_end_ -= in_start_;
+            in_start_ = 0;
+            in_.swap(smaller);
+        }
+        return take > 0;
+    }
+    if (avail < kMessageHeader) return false;
+    const char type = p[0];
+    auto size = message_payload_size(std::string_view(p, kMessageHeader));
+    if (!size) {
+        fail(StopKind::Disconnected, "bad message from server: " + size.error().message);
+        return false;
+    }
+    const std::size_t payload = *size;
+    if (type == 'd' && payload > kXLogHeader + max_line_bytes_) {
+        // An oversized line: its header says where it starts, the rest is skipped.
+        if (avail < kMessageHeader + kXLogHeader) return false;
+        auto header = parse_copy_message(std::string_view(p + kMessageHeader, kXLogHeader));
+        if (!header || !std::holds_alternative<XLogData>(*header)) {
+            fail(StopKind::Disconnected, "bad oversized message from server");
+            return false;
+        }
+        const XLogData& x = std::get<XLogData>(*header);
+        if (x.wal_start > received_) received_ = x.wal_start;
+        in_start_ += kMessageHeader + kXLogHeader;
+        skip_ = payload - kXLogHeader;
+        handler_.on_oversized_line(x.wal_start, skip_);
+        return true;
+    }
+    if (type != 'd' && payload > kMaxControlMessage) {
+        fail(StopKind::Disconnected, std::string("the server sent a '") + type + "' message of " + std::to_string(payload) +
+                                         " bytes");
+        return false;
+    }
+    if (avail < kMessageHeader + payload) {
+        if (kMessageHeader + payload > in_.size()) in_.resize(kMessageHeader + payload);
+        return false;
+    }
+    const char* body = p + kMessageHeader;
+    in_start_ += kMessageHeader + payload;
+    switch (type) {
+    case 'd':
+        if (state_ == State::Streaming) handle_copy_data(body, payload);
+        break;
+    case 'W':  // CopyBothResponse: the stream starts
+        if (state_ == State::Starting) begin_streaming();
+        break;
+    case 'E': {
+        auto notice = parse_server_notice(std::string_view(body, payload));
+        const std::string why = notice ? notice->message : "unreadable error";
+        const std::string state = notice ? notice->sqlstate : "";
+        fail(kind_of(state), (state_ == State::Starting ? "START_REPLICATION failed: " : "the server ended the replication stream: ") +
+                                 why);
+        return false;
+    }
+    case 'N':
+        if (auto notice = parse_server_notice(std::string_view(body, payload)))
+            log_notice("server notice on the replication connection: " + notice->message);
+        break;
+    case 'c':
+        fail(StopKind::Disconnected, "the server ended the replication stream");
+        return false;
+    case 'S': case 'A': case 'C': case 'Z': break;  // parameter status, notification, command complete, ready
+    default:
+        fail(StopKind::Disconnected, std::string("unexpected message type '") + type + "' on the replication connection");
+        return false;
+    }
+    if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+    return true;
+}
+
+void ReplicationStream::write_raw(const std::string& message) {
+    out_ += message;
+    flush_raw();
+}
+
+void ReplicationStream::flush_raw() {
+    while (!out_.empty()) {
+        const ssize_t n = ::send(PQsocket(conn_), out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            out_.erase(0, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (out_waiting_) return;
+            out_waiting_ = true;
+            std::weak_ptr<bool> alive = alive_;
+            socket_.wait_writable([this, alive](bool ok) {
+                if (alive.expired()) return;
+                out_waiting_ = false;
+                if (ok) flush_raw();
+            });
+            return;
+        }
+        return fail(StopKind::Disconnected, std::string("cannot write to server: ") + std::strerror(errno));
+    }
+}
+
+// ---- both ---------------------------------------------------------------------------------
+
+void ReplicationStream::handle_copy_data(const char* data, std::size_t size) {
+    auto msg = parse_copy_message(std::string_view(data, size));
     if (!msg) return fail(StopKind::Disconnected, "bad message from server: " + msg.error().message);
     if (auto* w = std::get_if<XLogData>(&*msg)) {
         if (w->wal_end > server_wal_end_) server_wal_end_ = w->wal_end;
@@ -224,10 +459,11 @@ void ReplicationStream::schedule_status() {
 void ReplicationStream::send_status(bool reply_requested) {
     if (!conn_ || state_ != State::Streaming) return;
     const std::string msg = encode_standby_status(received_, confirmed_, confirmed_, now_pg(), reply_requested);
-    if (PQputCopyData(conn_, msg.data(), static_cast<int>(msg.size())) != 1)
-        return fail(StopKind::Disconnected, "cannot send status update: " + trimmed_error(conn_));
     reported_ = confirmed_;
     last_status_ = std::chrono::steady_clock::now();
+    if (raw_) return write_raw(encode_copy_data(msg));
+    if (PQputCopyData(conn_, msg.data(), static_cast<int>(msg.size())) != 1)
+        return fail(StopKind::Disconnected, "cannot send status update: " + trimmed_error(conn_));
     flush_output();
 }
 
@@ -253,7 +489,11 @@ void ReplicationStream::stop() {
     if (state_ == State::Streaming && conn_) {
         // Best effort: a last report of what was dispatched, flushed without waiting.
         const std::string msg = encode_standby_status(received_, confirmed_, confirmed_, now_pg(), false);
-        if (PQputCopyData(conn_, msg.data(), static_cast<int>(msg.size())) == 1) {
+        if (raw_) {
+            out_ += encode_copy_data(msg);
+            out_ += encode_copy_done();
+            ::send(PQsocket(conn_), out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        } else if (PQputCopyData(conn_, msg.data(), static_cast<int>(msg.size())) == 1) {
             PQsetnonblocking(conn_, 0);
             PQflush(conn_);
             PQputCopyEnd(conn_, nullptr);
@@ -274,6 +514,12 @@ void ReplicationStream::close() {
     }
     state_ = State::Idle;
     flush_pending_ = false;
+    out_waiting_ = false;
+    raw_ = false;
+    in_.clear();
+    in_.shrink_to_fit();
+    in_start_ = in_end_ = skip_ = 0;
+    out_.clear();
 }
 
 }  // namespace walcast

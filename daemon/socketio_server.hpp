@@ -83,6 +83,12 @@ public:
     // previous process had dispatched, and a resume now would miss the rest.
     void set_replaying(bool replaying);
 
+    // The stream lost events (a discontinuity): nothing buffered can be resumed any more,
+    // and every connected client gets `walcast:resync` {reason, lostAfter, detail} and is
+    // closed with 4000, so socket.io-client reconnects with recovered === false and the
+    // application refetches.
+    void resync(const std::string& reason, Lsn lost_after, const std::string& detail);
+
     // Stops accepting and closes every client with 1001 (going away).
     void shutdown();
 

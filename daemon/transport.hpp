@@ -24,6 +24,7 @@ constexpr std::uint16_t kProtocol = 1002;
 constexpr std::uint16_t kUnsupported = 1003;
 constexpr std::uint16_t kPolicy = 1008;
 constexpr std::uint16_t kTooBig = 1009;
+constexpr std::uint16_t kResync = 4000;  // events were lost: reconnect (recovered: false) and refetch
 constexpr std::uint16_t kTokenExpired = 4001;
 constexpr std::uint16_t kSlowConsumer = 4008;
 // Sent more than its budget. Not 1008: websocketpp drops the TCP connection right after a

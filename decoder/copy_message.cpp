@@ -63,4 +63,60 @@ std::string encode_standby_status(Lsn write, Lsn flush, Lsn apply, PgTimestamp n
     return out;
 }
 
+Result<std::size_t> message_payload_size(std::string_view header) {
+    if (header.size() < kMessageHeader) return make_error("message header needs 5 bytes");
+    std::uint32_t len = 0;
+    for (std::size_t i = 1; i < 5; ++i) len = (len << 8) | static_cast<unsigned char>(header[i]);
+    if (len < 4) return make_error("message length " + std::to_string(len) + " is under 4");
+    return static_cast<std::size_t>(len - 4);
+}
+
+namespace {
+
+void write_be32(std::string& out, std::uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xFF));
+}
+
+std::string framed(char type, std::string_view payload) {
+    std::string out;
+    out.reserve(payload.size() + kMessageHeader);
+    out.push_back(type);
+    write_be32(out, static_cast<std::uint32_t>(payload.size() + 4));
+    out.append(payload);
+    return out;
+}
+
+}  // namespace
+
+std::string encode_query_message(std::string_view sql) {
+    std::string body(sql);
+    body.push_back('\0');
+    return framed('Q', body);
+}
+
+std::string encode_copy_data(std::string_view payload) { return framed('d', payload); }
+
+std::string encode_copy_done() { return framed('c', {}); }
+
+Result<ServerNotice> parse_server_notice(std::string_view body) {
+    ServerNotice n;
+    std::size_t i = 0;
+    while (i < body.size() && body[i] != '\0') {
+        const char field = body[i++];
+        const std::size_t end = body.find('\0', i);
+        if (end == std::string_view::npos) return make_error("notice field without a terminator");
+        const std::string_view value = body.substr(i, end - i);
+        switch (field) {
+        case 'S': n.severity.assign(value); break;
+        case 'C': n.sqlstate.assign(value); break;
+        case 'M': n.message.assign(value); break;
+        case 'D': n.detail.assign(value); break;
+        default: break;
+        }
+        i = end + 1;
+    }
+    if (i >= body.size()) return make_error("notice without its final terminator");
+    return n;
+}
+
 }  // namespace walcast

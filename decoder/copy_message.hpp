@@ -37,6 +37,27 @@ Result<CopyMessage> parse_copy_message(std::string_view bytes);
 std::string encode_standby_status(Lsn write, Lsn flush, Lsn apply, PgTimestamp now,
                                   bool reply_requested = false);
 
+// The frontend/backend protocol around the copy stream, for a client that reads it from the
+// socket itself: each message is a type byte and a big-endian length that counts itself.
+constexpr std::size_t kMessageHeader = 5;
+// The length of the message starting at `header` (at least 5 bytes), payload only; an
+// error when the length field is under 4.
+Result<std::size_t> message_payload_size(std::string_view header);
+// `Q`: a simple query.
+std::string encode_query_message(std::string_view sql);
+// `d`: CopyData around `payload`; `c`: CopyDone.
+std::string encode_copy_data(std::string_view payload);
+std::string encode_copy_done();
+
+// The fields of an ErrorResponse or NoticeResponse body.
+struct ServerNotice {
+    std::string severity;  // ERROR, FATAL, ...
+    std::string sqlstate;  // e.g. 55006
+    std::string message;
+    std::string detail;
+};
+Result<ServerNotice> parse_server_notice(std::string_view body);
+
 // Converts Unix epoch microseconds to PostgreSQL epoch microseconds.
 constexpr PgTimestamp pg_timestamp_from_unix_us(std::int64_t unix_us) {
     return unix_us - 946684800LL * 1000000LL;

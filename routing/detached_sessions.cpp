@@ -111,9 +111,13 @@ Result<RecoveryState> decode_recovery_state(std::string_view text) {
     rapidjson::Document doc;
     doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
     if (doc.HasParseError()) return make_error("not JSON (byte " + std::to_string(doc.GetErrorOffset()) + ")");
-    if (!doc.IsObject() || !doc.HasMember("version") || !doc["version"].IsInt() || doc["version"].GetInt() != 2)
-        return make_error("not a version 2 walcast state file");
-    if (!doc.HasMember("end") || !doc["end"].IsTrue()) return make_error("incomplete (no end marker)");
+    if (!doc.IsObject() || !doc.HasMember("version") || !doc["version"].IsInt() ||
+        (doc["version"].GetInt() != 1 && doc["version"].GetInt() != 2))
+        return make_error("not a walcast state file (version 1 or 2)");
+    // Version 2 ends with a marker, so a torn write is refused rather than half-read.
+    // Version 1 (written by walcast before it had one) is read as it is.
+    if (doc["version"].GetInt() == 2 && (!doc.HasMember("end") || !doc["end"].IsTrue()))
+        return make_error("incomplete (no end marker)");
     if (!doc.HasMember("dispatched") || !doc["dispatched"].IsString() || !doc.HasMember("sessions") ||
         !doc["sessions"].IsArray())
         return make_error("missing \"dispatched\" or \"sessions\"");

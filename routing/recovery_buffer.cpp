@@ -44,6 +44,13 @@ void RecoveryBuffer::set_floor(const EventOffset& floor) {
     if (!last_evicted_ || *last_evicted_ < floor) last_evicted_ = floor;
 }
 
+void RecoveryBuffer::cut(const EventOffset& floor) {
+    evicted_ += events_.size();
+    events_.clear();
+    bytes_ = 0;
+    if (!last_evicted_ || *last_evicted_ < floor) last_evicted_ = floor;
+}
+
 bool RecoveryBuffer::covers(const EventOffset& offset) const {
     return !last_evicted_ || *last_evicted_ <= offset;
 }

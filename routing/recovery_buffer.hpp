@@ -53,6 +53,10 @@ public:
     // starts after the slot's confirmed position, so older offsets cannot be recovered.
     void set_floor(const EventOffset& floor);
 
+    // Forgets every event and raises the floor to `floor`: after a discontinuity no offset
+    // from before it can be resumed, whatever the buffer still held.
+    void cut(const EventOffset& floor);
+
     // True when every event after `offset` is still here: nothing after it was evicted.
     // An offset older than the oldest eviction cannot be recovered.
     bool covers(const EventOffset& offset) const;

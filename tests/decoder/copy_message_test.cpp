@@ -67,3 +67,33 @@ TEST_SUITE("copy_message") {
         CHECK(pg_timestamp_from_unix_us(946684801LL * 1000000LL) == 1000000);
     }
 }
+
+TEST_SUITE("backend protocol framing") {
+    TEST_CASE("message length counts itself; under 4 is an error") {
+        const std::string q = walcast::encode_query_message("SELECT 1");
+        CHECK(q[0] == 'Q');
+        auto n = walcast::message_payload_size(q);
+        REQUIRE(n);
+        CHECK(*n == 9);  // "SELECT 1" and its terminator
+        CHECK(q.size() == 5 + 9);
+        CHECK_FALSE(walcast::message_payload_size(std::string("d\0\0\0\3", 5)));
+        CHECK_FALSE(walcast::message_payload_size("d\0\0"));
+        CHECK(*walcast::message_payload_size(std::string("d\x7f\xff\xff\xff", 5)) == 0x7fffffffu - 4);
+        CHECK(walcast::encode_copy_done() == std::string("c\0\0\0\4", 5));
+        CHECK(walcast::encode_copy_data("ab").substr(5) == "ab");
+    }
+
+    TEST_CASE("ErrorResponse fields") {
+        static const char raw[] = "SERROR\0C55006\0Mreplication slot \"s\" is active for PID 7\0Dx\0";  // + the array's own final \0
+        const std::string body(raw, sizeof raw);
+        auto n = walcast::parse_server_notice(body);
+        REQUIRE(n);
+        CHECK(n->severity == "ERROR");
+        CHECK(n->sqlstate == "55006");
+        CHECK(n->message == "replication slot \"s\" is active for PID 7");
+        CHECK(n->detail == "x");
+        CHECK_FALSE(walcast::parse_server_notice(std::string("SERROR\0CX", 9)));
+        CHECK_FALSE(walcast::parse_server_notice(std::string("SERROR\0", 7)));
+        CHECK(walcast::parse_server_notice(std::string("\0", 1)));
+    }
+}

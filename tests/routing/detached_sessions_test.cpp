@@ -121,8 +121,13 @@ TEST_SUITE("recovery state file") {
             CHECK_FALSE(r);
             CHECK_FALSE(r.error().message.empty());
         }
-        CHECK(decode_recovery_state(R"({"version":1,"dispatched":"0/10","sessions":[]})").error().message ==
-              "not a version 2 walcast state file");
+        CHECK(decode_recovery_state(R"({"version":3,"dispatched":"0/10","sessions":[]})").error().message ==
+              "not a walcast state file (version 1 or 2)");
+        // Version 1, written before the end marker existed, is still read.
+        auto v1 = decode_recovery_state(R"({"version":1,"dispatched":"0/10","sessions":[{"pid":"p","sid":"s","user":"u","tenant":"t","base":"0/8:1","detachedAtMs":5,"projects":["a"]}]})");
+        REQUIRE(v1);
+        CHECK(v1->sessions.size() == 1);
+        CHECK(v1->sessions[0].projects == std::vector<std::string>{"a"});
         CHECK(decode_recovery_state(R"({"version":2,"dispatched":"0/10","sessions":[]})").error().message ==
               "incomplete (no end marker)");
         CHECK(decode_recovery_state(R"({"version":2,"dispatched":"zz","sessions":[],"end":true})").error().message ==

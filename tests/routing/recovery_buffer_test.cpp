@@ -82,3 +82,21 @@ TEST_CASE("a rebuilt buffer does not cover offsets at or before its floor") {
     CHECK(b.covers(EventOffset{Lsn{0x30}, 0}));
     CHECK(b.after(EventOffset{Lsn{0x20}, 0xFFFFFFFFu}, {"r"}).size() == 1);
 }
+
+TEST_CASE("cut forgets everything and no earlier offset is covered") {
+    walcast::RecoveryBuffer b(60000, 1 << 20);
+    for (std::uint32_t i = 0; i < 5; ++i) {
+        walcast::BufferedEvent e;
+        e.offset = walcast::EventOffset{walcast::Lsn{0x100}, i};
+        e.rooms = {"project:p1"};
+        e.frame = std::make_shared<const std::string>("42[]");
+        b.push(std::move(e), 0);
+    }
+    CHECK(b.covers(walcast::EventOffset{walcast::Lsn{0x100}, 0}));
+    b.cut(walcast::EventOffset{walcast::Lsn{0x200}, 0xFFFFFFFFu});
+    CHECK(b.size() == 0);
+    CHECK(b.bytes() == 0);
+    CHECK_FALSE(b.covers(walcast::EventOffset{walcast::Lsn{0x100}, 4}));
+    CHECK_FALSE(b.covers(walcast::EventOffset{walcast::Lsn{0x200}, 3}));
+    CHECK(b.covers(walcast::EventOffset{walcast::Lsn{0x200}, 0xFFFFFFFFu}));
+}
