@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "daemon/pg_text.hpp"
 #include "config/config.hpp"
+#include "daemon/pg_text.hpp"
+#include "daemon/run.hpp"
+#include "wire/jwt.hpp"
 
 namespace walcast {
 
@@ -173,6 +175,16 @@ int run_check(const CheckOptions& options) {
     Report report;
     report.ok("config " + options.config_path + " is valid (" + std::to_string(config.models.size()) + " models)");
 
+    std::string secret, secret_error;
+    if (!load_secret(config, secret, secret_error))
+        report.fatal(secret_error, "head -c 32 /dev/urandom | base64 > /etc/walcast/jwt.key && chmod 0600 /etc/walcast/jwt.key");
+    else if (auto problem = jwt_secret_problem(secret))
+        report.fatal("JWT secret refused: " + *problem, "head -c 32 /dev/urandom | base64 > " +
+                                                            (config.jwt_secret_file.empty() ? std::string("KEYFILE")
+                                                                                            : config.jwt_secret_file));
+    else
+        report.ok("JWT secret has " + std::to_string(secret.size()) + " bytes");
+
     const char* keys[] = {"dbname", "application_name", nullptr};
     const char* values[] = {config.dsn.c_str(), "walcast-check", nullptr};
     Db db(PQconnectdbParams(keys, values, 1));
@@ -206,17 +218,48 @@ int run_check(const CheckOptions& options) {
         report.fatal("role " + std::string(PQuser(db.conn)) + " lacks the REPLICATION attribute",
                      "ALTER ROLE " + quote_ident(PQuser(db.conn)) + " REPLICATION;");
 
+    // A slot keeps every WAL segment its consumer has not confirmed: unbounded, a stopped
+    // walcast fills the primary's disk.
+    auto keep = db.query("SELECT setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size'");
+    if (keep.ok && !keep.rows.empty()) {
+        if (keep.rows[0][0] == "-1")
+            report.warn("max_slot_wal_keep_size is unlimited (-1): if walcast stops, its slot keeps WAL until the disk "
+                        "is full",
+                        "ALTER SYSTEM SET max_slot_wal_keep_size = '4GB'; SELECT pg_reload_conf();  -- size it for the "
+                        "longest outage to bridge; past it the slot is invalidated and walcast reports a discontinuity");
+        else
+            report.ok("max_slot_wal_keep_size = " + keep.rows[0][0] + " MB");
+    }
+
     auto slot = db.query("SELECT plugin, active_pid, confirmed_flush_lsn, "
-                         "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",
+                         "pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status, "
+                         "pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+                         "FROM pg_replication_slots WHERE slot_name = $1",
                          {config.slot});
     if (slot.ok && !slot.rows.empty()) {
-        if (slot.rows[0][0] != "wal2json")
-            report.fatal("slot \"" + config.slot + "\" uses plugin " + slot.rows[0][0] + ", not wal2json",
+        const auto& row = slot.rows[0];
+        const bool active = !slot.nulls[0][1];
+        if (row[0] != "wal2json") {
+            report.fatal("slot \"" + config.slot + "\" uses plugin " + row[0] + ", not wal2json",
                          "SELECT pg_drop_replication_slot('" + config.slot + "');  -- or set [postgres] slot = \"another_name\"");
-        else
-            report.ok("slot \"" + config.slot + "\" uses wal2json; confirmed at " + slot.rows[0][2] + ", retaining " +
-                      slot.rows[0][3] + " bytes of WAL" +
-                      (slot.nulls[0][1] ? "" : "; in use by PID " + slot.rows[0][1]));
+        } else if (row[4] == "lost") {
+            report.fatal("slot \"" + config.slot + "\" is invalidated (wal_status lost): the WAL it needed is gone, and "
+                         "events since " + row[2] + " cannot be delivered",
+                         "SELECT pg_drop_replication_slot('" + config.slot + "'); then start walcast (create_slot = "
+                         "\"always\" recreates it by itself); clients are told to resync");
+        } else {
+            report.ok("slot \"" + config.slot + "\" uses wal2json; confirmed at " + row[2] + ", wal_status " + row[4] +
+                      ", retaining " + row[3] + " bytes of WAL" + (active ? "; in use by PID " + row[1] : ""));
+            if (row[4] == "unreserved")
+                report.warn("slot \"" + config.slot + "\" is about to lose WAL it needs (wal_status unreserved)",
+                            "start walcast, or raise max_slot_wal_keep_size");
+            // Behind by more than 1 GiB and nobody streaming it: walcast is stopped, or failing.
+            const long long behind = row[5].empty() ? 0 : std::stoll(row[5]);
+            if (!active && behind > (1LL << 30))
+                report.warn("slot \"" + config.slot + "\" is inactive and " + std::to_string(behind) +
+                                " bytes behind the server's WAL",
+                            "start walcast (systemctl start walcast), or drop the slot if walcast is gone for good");
+        }
     } else {
         // No slot yet: walcast run creates it. Prove now that it could, with a temporary one.
         auto probe = db.query("SELECT pg_drop_replication_slot(slot_name) FROM "

@@ -41,6 +41,8 @@ bool split_listen(const std::string& listen, std::string& host, std::uint16_t& p
     return !host.empty();
 }
 
+}  // namespace
+
 // The secret from WALCAST_JWT_SECRET, else systemd's credential jwt.key (LoadCredential=),
 // else [auth] jwt_secret_file; trailing newlines trimmed. Never from the command line,
 // where every user of the machine could read it.
@@ -73,6 +75,8 @@ bool load_secret(const Config& config, std::string& secret, std::string& error) 
     }
     return true;
 }
+
+namespace {
 
 // Descriptors kept back from clients: PostgreSQL connections, the state file, --record,
 // static files, /healthz and /metrics requests, and sockets between accept and handshake.

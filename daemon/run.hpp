@@ -21,6 +21,10 @@ struct RunOptions {
 // 0 after SIGTERM/SIGINT; 1 on a fatal error (reason logged); 2 on bad configuration.
 int run_daemon(const RunOptions& options);
 
+// The JWT secret from WALCAST_JWT_SECRET, else systemd's credential jwt.key, else
+// [auth] jwt_secret_file; false with the reason when there is none or it cannot be read.
+bool load_secret(const Config& config, std::string& secret, std::string& error);
+
 // Fills `server` from the config's [server], [auth], [limits] and [recovery] keys (not the
 // secret). False, with the reason, when an address does not parse.
 bool apply_config(const Config& config, ServerOptions& server, std::string& error);

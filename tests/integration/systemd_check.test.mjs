@@ -42,8 +42,13 @@ function config(c, port, slot = 'walcast') {
   return path;
 }
 
-function check(configPath) {
-  const r = spawnSync(bin, ['check', '--config', configPath], { encoding: 'utf8' });
+const CHECK_SECRET = 'walcast-check-secret-of-32-bytes-or-more';
+
+function check(configPath, secret = CHECK_SECRET) {
+  const env = { ...process.env };
+  delete env.WALCAST_JWT_SECRET;
+  if (secret !== null) env.WALCAST_JWT_SECRET = secret;  // null: no secret at all
+  const r = spawnSync(bin, ['check', '--config', configPath], { encoding: 'utf8', env });
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
@@ -128,8 +133,33 @@ test('walcast check: a correct cluster passes (exit 0)', async () => {
   if (c.hasPluginList) assert.match(r.out, /ok {5}output_plugin_libraries lists wal2json/);
   assert.match(r.out, /slot "walcast" does not exist yet; walcast run will create it with wal2json/);
   assert.match(r.out, /ok {5}public\.Task is tracked/);
+  assert.match(r.out, /ok {5}JWT secret has 40 bytes/);
+  // The test cluster keeps PostgreSQL's default: unlimited WAL for slots, a warning.
+  assert.match(r.out, /WARN {3}max_slot_wal_keep_size is unlimited \(-1\): if walcast stops, its slot keeps WAL until the disk is full\n {7}fix: ALTER SYSTEM SET max_slot_wal_keep_size = '4GB'/);
   assert.doesNotMatch(r.out, /FATAL/);
   assert.match(r.out, /walcast check: ready/);
+
+  const capped = await cluster({ max_slot_wal_keep_size: '64MB' });
+  const rc = check(config(capped, 1));
+  assert.equal(rc.status, 0, rc.out);
+  assert.match(rc.out, /ok {5}max_slot_wal_keep_size = 64 MB/);
+});
+
+test('walcast check and walcast run refuse a JWT secret under 32 bytes, and say why', async () => {
+  const c = await cluster();
+  const path = config(c, await freePort());
+  for (const secret of ['abc', 'x'.repeat(31)]) {
+    const r = check(path, secret);
+    assert.equal(r.status, 1, r.out);
+    assert.match(r.out, new RegExp(`FATAL {2}JWT secret refused: .*${secret.length} bytes.*32`));
+    const env = { ...process.env, WALCAST_JWT_SECRET: secret };
+    const run = spawnSync(bin, ['run', '--config', path], { encoding: 'utf8', env, timeout: 10_000 });
+    assert.equal(run.status, 2, `walcast run with a ${secret.length}-byte secret: ${run.stderr}`);
+    assert.match(run.stderr, /JWT secret refused: .*32/);
+  }
+  const none = check(path, null);
+  assert.equal(none.status, 1, none.out);
+  assert.match(none.out, /FATAL {2}cannot read JWT secret file \/etc\/walcast\/jwt\.key/);
 });
 
 test('walcast check: each problem with its fix, non-zero exit', async () => {
