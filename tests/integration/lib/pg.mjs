@@ -132,6 +132,36 @@ export async function startCluster(options = {}) {
   return cluster;
 }
 
+// A physical standby of `primary` (pg_basebackup -R), started and streaming from it; for
+// failover tests. promote() makes it a primary on a new timeline.
+export async function startStandby(primary) {
+  installExitHooks();
+  let root = tmpdir();
+  if (root.length > 60) root = '/tmp';
+  const dir = mkdtempSync(join(root, 'walcast-pg-'));
+  const standby = new Cluster({ dir, bindir: primary.bindir, asRoot: primary.asRoot, osUser: primary.osUser });
+  live.add(standby);
+  try {
+    standby.port = await freePort();
+    mkdirSync(standby.host);
+    if (standby.asRoot) {
+      const { uid, gid } = userIds(standby.osUser);
+      chownSync(standby.dir, uid, gid);
+      chownSync(standby.host, uid, gid);
+    }
+    await standby._server('pg_basebackup', ['-D', standby.dataDir, '-R', '-X', 'stream', '--no-sync',
+      '-h', primary.host, '-p', String(primary.port), '-U', primary.superuser], { timeoutMs: 120_000 });
+    appendFileSync(join(standby.dataDir, 'postgresql.conf'),
+      `\n# walcast test standby\nport = ${standby.port}\nunix_socket_directories = '${standby.host}'\nhot_standby = on\n`);
+    await standby.startServer();
+    standby.hasPluginList = primary.hasPluginList;
+    return standby;
+  } catch (e) {
+    standby._stopSync();
+    throw e;
+  }
+}
+
 export class Cluster {
   constructor({ dir, bindir, asRoot, osUser }) {
     this.dir = dir;
@@ -352,6 +382,11 @@ export class Cluster {
 
   async stopServer({ mode = 'fast' } = {}) {
     await this._server('pg_ctl', ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], { timeoutMs: 90_000 });
+  }
+
+  // A standby becomes a primary (a new timeline); waits until it accepts writes.
+  async promote() {
+    await this._server('pg_ctl', ['-D', this.dataDir, '-w', '-t', '60', 'promote'], { timeoutMs: 90_000 });
   }
 
   async startServer() {
