@@ -139,9 +139,13 @@ void ReplicationStream::on_identified(PGresult* r) {
     if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 2))) server_flush_ = *lsn;
     // PostgreSQL 17 failover slots are synchronized to standbys and survive a promotion.
     const bool has_failover = PQserverVersion(conn_) >= 170000;
-    send_query(std::string("SELECT plugin, active_pid, confirmed_flush_lsn, wal_status, ") +
-                   (has_failover ? "failover" : "false") +
-                   " FROM pg_catalog.pg_replication_slots WHERE slot_name = " + quote_literal(slot_),
+    // One row whether or not the slot exists; the first column is the next xid (with its
+    // epoch), the reference for the 32-bit xids of the WAL.
+    send_query(std::string("SELECT pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::text, s.plugin, "
+                           "s.active_pid, s.confirmed_flush_lsn, s.wal_status, ") +
+                   (has_failover ? "s.failover" : "false") +
+                   " FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_replication_slots AS s ON s.slot_name = " +
+                   quote_literal(slot_),
                &ReplicationStream::on_slot_lookup);
 }
 
@@ -149,15 +153,17 @@ void ReplicationStream::on_slot_lookup(PGresult* r) {
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return fail(StopKind::Disconnected, "cannot look up slot " + slot_ + ": " + result_error(r));
     SlotInfo slot;
-    if (PQntuples(r) > 0) {
+    if (PQntuples(r) != 1) return fail(StopKind::Disconnected, "slot lookup returned no row");
+    next_xid_ = std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10);
+    if (!PQgetisnull(r, 0, 1)) {
         slot.exists = true;
-        slot.plugin = PQgetvalue(r, 0, 0);
-        if (!PQgetisnull(r, 0, 1))
-            return fail(StopKind::SlotBusy, "replication slot \"" + slot_ + "\" is in use by PID " + PQgetvalue(r, 0, 1));
+        slot.plugin = PQgetvalue(r, 0, 1);
         if (!PQgetisnull(r, 0, 2))
-            if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 2))) slot.confirmed = *lsn;
-        slot.wal_status = PQgetvalue(r, 0, 3);
-        slot.failover = std::string(PQgetvalue(r, 0, 4)) == "t";
+            return fail(StopKind::SlotBusy, "replication slot \"" + slot_ + "\" is in use by PID " + PQgetvalue(r, 0, 2));
+        if (!PQgetisnull(r, 0, 3))
+            if (auto lsn = Lsn::parse(PQgetvalue(r, 0, 3))) slot.confirmed = *lsn;
+        slot.wal_status = PQgetvalue(r, 0, 4);
+        slot.failover = std::string(PQgetvalue(r, 0, 5)) == "t";
     }
     slot_confirmed_ = slot.confirmed;
     const SlotDecision decision = handler_.on_slot(server_, slot);

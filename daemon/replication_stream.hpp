@@ -82,6 +82,8 @@ public:
     // before it was committed before this connection.
     Lsn server_flush_at_connect() const { return server_flush_; }
     const ServerIdentity& server() const { return server_; }
+    // The server's next xid (with its epoch) when this connection looked the slot up.
+    std::uint64_t next_xid_at_connect() const { return next_xid_; }
     bool streaming() const { return state_ == State::Streaming; }
     bool reads_socket() const { return raw_; }  // the copy stream is read without libpq
 
@@ -102,6 +104,7 @@ private:
     bool flush_pending_ = false;  // a status update is queued in libpq's output buffer
     Lsn received_, confirmed_, reported_, server_wal_end_, slot_confirmed_, server_flush_;
     ServerIdentity server_;
+    std::uint64_t next_xid_ = 0;
     std::chrono::steady_clock::time_point last_status_{};
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards callbacks after close
 

@@ -22,6 +22,7 @@ std::string EventOffset::str() const { return lsn.str() + ":" + std::to_string(i
 
 void RecoveryBuffer::evict_front() {
     bytes_ -= events_.front().bytes;
+    xid_horizon_ = std::max(xid_horizon_, events_.front().xid + 1);
     last_evicted_ = events_.front().offset;
     ++evicted_;
     events_.pop_front();
@@ -45,6 +46,7 @@ void RecoveryBuffer::set_floor(const EventOffset& floor) {
 }
 
 void RecoveryBuffer::cut(const EventOffset& floor) {
+    for (const BufferedEvent& e : events_) xid_horizon_ = std::max(xid_horizon_, e.xid + 1);
     evicted_ += events_.size();
     events_.clear();
     bytes_ = 0;

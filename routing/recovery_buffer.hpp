@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -37,6 +38,7 @@ struct BufferedEvent {
     std::shared_ptr<const std::string> frame;  // the Socket.IO text frame, sent as is
     std::int64_t at_ms = 0;                    // when it was buffered (caller's clock)
     std::size_t bytes = 0;                     // what it costs the byte budget
+    std::uint64_t xid = 0;                     // the transaction's full (epoch) xid
 };
 
 class RecoveryBuffer {
@@ -70,6 +72,13 @@ public:
     std::size_t index_after(const EventOffset& offset) const;
     const BufferedEvent& at(std::size_t index) const { return events_[index]; }
 
+    // Every transaction no longer here had an xid below this (full xids): a snapshot whose
+    // xmin is at least this saw them all, so the buffer holds everything it did not see.
+    // Raised by eviction, and by set_floor / cut to the caller's bound (`xid_bound`: the
+    // next xid when the floor was set; 0 keeps it as it is).
+    std::uint64_t xid_horizon() const { return xid_horizon_; }
+    void raise_xid_horizon(std::uint64_t bound) { xid_horizon_ = std::max(xid_horizon_, bound); }
+
     std::size_t size() const { return events_.size(); }
     std::size_t bytes() const { return bytes_; }
     std::uint64_t evicted() const { return evicted_; }
@@ -82,6 +91,7 @@ private:
     std::size_t bytes_ = 0;
     std::uint64_t evicted_ = 0;
     std::optional<EventOffset> last_evicted_;  // newest offset no longer here
+    std::uint64_t xid_horizon_ = 0;
 
     void evict_front();
 };

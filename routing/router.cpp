@@ -212,6 +212,7 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
     ev.name = out.event_name;
     ev.rooms = out.rooms;
     ev.end_lsn = txn_.end_lsn;
+    ev.xid = txn_.xid;
     ev.index = static_cast<std::uint32_t>(events_.size() - 1);
 
     const bool quote_numbers = config_.numbers_as_strings;
@@ -312,6 +313,7 @@ void Router::on_commit(const TransactionInfo& txn, const Verdict& verdict) {
                 ev.name = key->name;
                 ev.rooms = {key->room};
                 ev.end_lsn = txn.end_lsn;
+                ev.xid = txn.xid;
                 ev.index = static_cast<std::uint32_t>(events_.size() - 1);
                 std::string& p = ev.payload;
                 p += "{\"model\":";

@@ -21,6 +21,7 @@ struct Event {
     std::string payload;             // the event's one argument, JSON, serialized once
     Lsn end_lsn;                     // the transaction's commit end LSN
     std::uint32_t index = 0;         // position within the transaction: eventId "end:index"
+    std::int64_t xid = 0;            // the transaction's xid as the WAL carries it (32 bits)
 };
 
 // What became of one change, for --explain and for drop counters.

@@ -1,9 +1,10 @@
--- walcast.sql: the database side of walcast's emit context (SPEC §3).
+-- walcast.sql: the database side of walcast: the emit context, and snapshot tokens.
 --
 -- Installs schema "walcast" with:
 --   walcast.set_context(actor_user_id, project_id, tenant_id, skip_emit, is_local)
 --   walcast.clear_context()
 --   walcast.track(regclass) / walcast.untrack(regclass)
+--   walcast.snapshot()       a token for the calling transaction's snapshot
 --   walcast.emit_context()   the trigger function track() attaches
 --   walcast.tracked          view: the tables track() has attached the trigger to
 --
@@ -168,3 +169,21 @@ CREATE OR REPLACE VIEW walcast.tracked AS
       AND t.tgfoid = 'walcast.emit_context()'::pg_catalog.regprocedure;
 
 GRANT SELECT ON walcast.tracked TO PUBLIC;
+
+-- A token for the snapshot the calling statement sees: 'v1:<xmin>:<xmax>:<xip,...>:<lsn>',
+-- the xids with their epoch (pg_current_snapshot()) and a WAL position no earlier than any
+-- commit the snapshot sees (the insert position; on a standby, the replay position).
+-- Call it in the same REPEATABLE READ transaction as the page's reads (or in the same
+-- statement under READ COMMITTED): joining a room with the token then delivers exactly the
+-- transactions that snapshot did not see. STABLE: within one statement it does not change.
+CREATE OR REPLACE FUNCTION walcast.snapshot()
+RETURNS text
+LANGUAGE sql
+STABLE
+AS $fn$
+    SELECT 'v1:' || pg_catalog.pg_current_snapshot()::text || ':' ||
+        (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+              ELSE pg_catalog.pg_current_wal_insert_lsn() END)::text
+$fn$;
+COMMENT ON FUNCTION walcast.snapshot() IS
+    'Token for joining a room without a gap: walcast delivers the transactions this snapshot did not see';

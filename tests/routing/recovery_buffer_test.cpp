@@ -100,3 +100,25 @@ TEST_CASE("cut forgets everything and no earlier offset is covered") {
     CHECK_FALSE(b.covers(walcast::EventOffset{walcast::Lsn{0x200}, 3}));
     CHECK(b.covers(walcast::EventOffset{walcast::Lsn{0x200}, 0xFFFFFFFFu}));
 }
+
+TEST_CASE("the xid horizon rises with what leaves the buffer") {
+    walcast::RecoveryBuffer b(60000, 300);
+    CHECK(b.xid_horizon() == 0);
+    for (std::uint32_t i = 0; i < 4; ++i) {
+        walcast::BufferedEvent e;
+        e.offset = walcast::EventOffset{walcast::Lsn{0x100u + i}, 0};
+        e.rooms = {"project:p1"};
+        e.frame = std::make_shared<const std::string>("42[]");
+        e.bytes = 100;
+        e.xid = 1000 - i * 10;  // commit order is not xid order
+        b.push(std::move(e), 0);
+    }
+    // 300 bytes hold three: the first (xid 1000) left.
+    CHECK(b.xid_horizon() == 1001);
+    b.raise_xid_horizon(900);
+    CHECK(b.xid_horizon() == 1001);
+    b.cut(walcast::EventOffset{walcast::Lsn{0x200}, 0});
+    CHECK(b.xid_horizon() == 1001);
+    b.raise_xid_horizon(5000);
+    CHECK(b.xid_horizon() == 5000);
+}
