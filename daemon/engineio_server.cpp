@@ -193,8 +193,9 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
         }
         return;
     }
-    // A POST: one or more packets from the client.
-    auto packets = split_polling_payload(x.body(), kMaxPacketsPerPost);
+    // A POST: one or more packets from the client. A body the Engine.IO layer cannot read is
+    // refused before it is acknowledged.
+    auto packets = read_polling_post(x.body(), kMaxPacketsPerPost);
     if (!packets) {
         ++metrics_.protocol_errors;
         log_client(LogLevel::Notice, *s, "closed: protocol error: " + packets.error().message);
