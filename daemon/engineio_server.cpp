@@ -214,6 +214,22 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
     }
 }
 
+// A POST over max_payload was answered 413 by the listener. The reference server closes the
+// session too: what was refused is lost, and the client starts over (with recovery, without
+// missing anything).
+void EngineIoServer::on_http_too_large(const HttpExchange& request) {
+    if (!is_engine_path(request.path()) || request.method() != "POST") return;
+    auto query = parse_engine_query(request.query());
+    if (!query || !query->sid) return;
+    auto it = by_sid_.find(*query->sid);
+    EngineSocket* s = it == by_sid_.end() ? nullptr : find(it->second);
+    if (!s || s->closing || !s->polling_ || s->upgraded_) return;
+    ++metrics_.oversized_frame_closes;
+    log_client(LogLevel::Notice, *s,
+               "closed: a POST over max_payload (" + std::to_string(options_.max_payload) + " bytes) answered 413");
+    close(*s, close_code::kTooBig, "payload too large", CloseCause::ProtocolError);
+}
+
 // ---- packets from the peer ---------------------------------------------------------------
 
 bool EngineIoServer::charge(EngineSocket& s, std::size_t bytes) {

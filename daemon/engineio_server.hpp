@@ -126,6 +126,7 @@ public:
     void on_ws_pong(WebSocketLink& link, std::size_t bytes) override;
     void on_ws_drain(WebSocketLink& link) override;
     void on_ws_close(WebSocketLink& link, const LinkClosed& closed) override;
+    void on_http_too_large(const HttpExchange& request) override;
 
     // Logs a line about one client, at most 50 a second (a flood of bad clients must not
     // flood the journal).

@@ -195,8 +195,11 @@ void split_resource(const std::string& resource, std::string& path, std::string&
 
 class ExchangeImpl : public HttpExchange {
 public:
-    explicit ExchangeImpl(ConnectionPtr con) : con_(std::move(con)) {
-        split_resource(con_->get_resource(), path_, query_);
+    explicit ExchangeImpl(ConnectionPtr con) : ExchangeImpl(con, con->get_resource()) {}
+    // `resource`: the request target, for a request websocketpp refused before it set the
+    // connection's URI (get_resource() must not be called then).
+    ExchangeImpl(ConnectionPtr con, const std::string& resource) : con_(std::move(con)) {
+        split_resource(resource, path_, query_);
         remote_ = con_->get_remote_endpoint();
     }
     ~ExchangeImpl() override {
@@ -215,12 +218,15 @@ public:
     void release() { con_.reset(); }
     bool alive() const override { return con_ && con_->get_state() != websocketpp::session::state::closed; }
 
+    // A request websocketpp answered itself: readable, but defer() and respond() do nothing.
+    bool view_only = false;
+
     void defer() override {
-        if (con_ && !deferred_ && !con_->defer_http_response()) deferred_ = true;
+        if (con_ && !view_only && !deferred_ && !con_->defer_http_response()) deferred_ = true;
     }
 
     void respond(int status, const HttpHeaders& headers, std::string body) override {
-        if (!con_) return;
+        if (!con_ || view_only) return;
         ConnectionPtr con = std::move(con_);
         con->set_status(static_cast<websocketpp::http::status_code::value>(status));
         for (const auto& [name, value] : headers) con->replace_header(name, value);
@@ -421,7 +427,7 @@ struct Listener::Impl {
             if (guard.lock()) shielded("close", [&] { on_close(h); });
         });
         ws.set_fail_handler([this, guard](connection_hdl h) {
-            if (guard.lock()) shielded("fail", [&] { on_close(h); });
+            if (guard.lock()) shielded("fail", [&] { on_fail(h); });
         });
         ws.set_http_handler([this, guard](connection_hdl h) {
             if (!guard.lock()) return;
@@ -480,6 +486,21 @@ struct Listener::Impl {
             shielded("drain", [&] { handler.on_ws_drain(*raw); });
         };
         handler.on_ws_open(link);
+    }
+
+    // A connection that ended before or instead of becoming a WebSocket. websocketpp answers
+    // a request body over max_http_body with 413 itself, before any handler sees the request;
+    // the handler still learns of it (a polling session must end, as the client will not
+    // resend what it was refused).
+    void on_fail(connection_hdl h) {
+        ConnectionPtr con = con_of(h);
+        if (!con) return;
+        if (con->link) return on_close(h);
+        if (con->get_response_code() != websocketpp::http::status_code::request_entity_too_large) return;
+        ExchangeImpl request(con, con->get_request().get_uri());
+        request.view_only = true;  // answered already
+        handler.on_http_too_large(request);
+        request.release();
     }
 
     void on_close(connection_hdl h) {

@@ -83,6 +83,10 @@ public:
     // A write finished; the link may have room again.
     virtual void on_ws_drain(WebSocketLink& link) = 0;
     virtual void on_ws_close(WebSocketLink& link, const LinkClosed& closed) = 0;
+    // A request whose body was over max_http_body: it was answered 413 by the listener and
+    // never reached on_http. `request` shows its method, path, query and headers (no body;
+    // respond() does nothing).
+    virtual void on_http_too_large(const HttpExchange& request) { (void)request; }
 };
 
 struct ListenerOptions {
