@@ -325,8 +325,9 @@ std::unique_ptr<Refusal> EngineIoServer::on_upgrade(const HttpExchange& request)
     auto it = by_sid_.find(*query->sid);
     EngineSocket* s = it == by_sid_.end() ? nullptr : find(it->second);
     if (!s) return refuse(400, EngineError::UnknownSid);
-    // Only a polling session upgrades, once: a second WebSocket for a sid is refused.
-    if (s->closing || !s->polling_ || s->upgraded_ || s->link_) return refuse(400, EngineError::BadRequest);
+    // Only a polling session upgrades, once. A second WebSocket for the sid is accepted and
+    // closed as soon as it opens (on_ws_open), as the reference server does: a client that
+    // only listens for the WebSocket's close would take an HTTP refusal as an error.
     return nullptr;
 }
 
@@ -336,8 +337,8 @@ void EngineIoServer::on_ws_open(const std::shared_ptr<WebSocketLink>& link) {
         auto it = by_sid_.find(*query->sid);
         EngineSocket* s = it == by_sid_.end() ? nullptr : find(it->second);
         if (!s || s->closing || !s->polling_ || s->upgraded_ || s->link_) {
-            // The session ended, or another WebSocket took it, since the upgrade was accepted.
-            link->close(close_code::kPolicy, "session unavailable");
+            // Another WebSocket probes or has the session, or it ended or never was polling.
+            link->close(close_code::kNormal, "session unavailable");
             return;
         }
         link->owner = s->id;
