@@ -291,6 +291,7 @@ void EngineIoServer::finish_upgrade(EngineSocket& s) {
     s.polling_->release_waiting();
     s.polling_->on_drain = nullptr;
     s.transport_ = s.link_.get();
+    if (s.connected_) s.link_->set_max_message_size(options_.max_payload);
     if (!queued.empty()) {
         if (auto packets = split_polling_payload(queued, static_cast<std::size_t>(-1)))
             for (std::string_view p : *packets) s.link_->send(p);
@@ -438,8 +439,10 @@ void EngineIoServer::send_events(EngineSocket& s, const EventRun& run) {
 std::size_t EngineIoServer::buffered(const EngineSocket& s) const { return s.transport_ ? s.transport_->buffered() : 0; }
 
 void EngineIoServer::set_connected(EngineSocket& s) {
+    s.connected_ = true;
     s.budget_.set_limits(kBudgetConnected);
-    if (s.link_) s.link_->set_max_message_size(options_.max_payload);
+    // A probing WebSocket keeps the small cap until its upgrade completes (finish_upgrade).
+    if (s.link_ && s.transport_ == s.link_.get()) s.link_->set_max_message_size(options_.max_payload);
 }
 
 void EngineIoServer::close(EngineSocket& s, std::uint16_t code, const std::string& reason, CloseCause cause) {

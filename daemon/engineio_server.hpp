@@ -72,6 +72,7 @@ private:
     std::shared_ptr<WebSocketLink> link_;         // the WebSocket, once open (probing or current)
     bool upgrading_ = false;                      // link_ answered the probe; waiting for `5`
     bool upgraded_ = false;                       // link_ is the transport; polling is over
+    bool connected_ = false;                      // set_connected: max_payload per message
     InboundBudget budget_;
     boost::asio::steady_timer heartbeat_;  // next ping, then the pong deadline
     std::uint64_t heartbeat_gen_ = 0;      // ignores a wait that completed after being replaced
