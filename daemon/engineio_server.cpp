@@ -45,6 +45,11 @@ bool is_engine_path(const std::string& path) { return path == "/socket.io/" || p
 // One POST carries at most this many packets (each still charged to the peer's budget).
 constexpr std::size_t kMaxPacketsPerPost = 1000;
 
+// While a session upgrades, a poll held on it is turned over this often (as the reference
+// server does), so the client can pause polling; a client that keeps polling instead costs
+// at most this many requests a second.
+constexpr std::chrono::milliseconds kUpgradeNoopEvery{100};
+
 }  // namespace
 
 EngineIoServer::EngineIoServer(boost::asio::io_context& io, EngineOptions options, EngineHandler& handler,
@@ -177,12 +182,8 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
     if (!get && x.method() != "POST") return x.respond(500, cors, {});  // as the reference server: the session stays
     if (get) {
         if (!charge(*s, 0)) return respond_error(x, 400, EngineError::BadRequest, cors);
-        if (s->upgrading_ && s->polling_->buffered() == 0) {
-            // Upgrading: a poll turns over at once so the client can pause polling and send `5`.
-            s->polling_->poll(exchange);
-            s->polling_->release_waiting();
-            return;
-        }
+        // While upgrading, a held poll is turned over with a noop every kUpgradeNoopEvery
+        // (on_upgrade_timer), so a client pausing polling to send `5` is not kept waiting.
         if (!s->polling_->poll(exchange)) {
             // Two GETs at once: the reference server treats it as a protocol error and closes.
             // The waiting GET gets the close packet, this one an empty 400.
@@ -253,11 +254,13 @@ void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, boo
     };
     if (packet.empty()) return protocol_error("empty packet");
     if (from_probe) {
-        if (packet == "2probe" && !s.upgrading_) {
+        if (packet == "2probe") {
             s.link_->send("3probe");
+            if (s.upgrading_) return;  // a repeated probe is answered again, as in the reference
             s.upgrading_ = true;
             // The client pauses polling before it sends `5`: its waiting poll must return.
             s.polling_->release_waiting();
+            arm_upgrade_timer(s, kUpgradeNoopEvery);
             return;
         }
         // The client may send `5` right after `2probe`, before `3probe` reaches it.
@@ -265,8 +268,7 @@ void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, boo
         // Anything else cancels the upgrade: the probe goes, the session stays on polling.
         ++metrics_.protocol_errors;
         log_client(LogLevel::Notice, s, "upgrade cancelled: unexpected packet on the probing WebSocket");
-        s.upgrading_ = false;
-        s.link_->close(close_code::kProtocol, "protocol error");
+        drop_probe(s, close_code::kProtocol, "protocol error");
         return;
     }
     switch (packet[0]) {
@@ -286,18 +288,60 @@ void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, boo
 void EngineIoServer::finish_upgrade(EngineSocket& s) {
     s.upgrading_ = false;
     s.upgraded_ = true;
-    // What was queued for the polling transport goes first, on the WebSocket, in order.
-    std::string queued = s.polling_->take_payload();
-    s.polling_->release_waiting();
-    s.polling_->on_drain = nullptr;
+    ++s.upgrade_gen_;
+    s.upgrade_timer_.cancel();
+    // The WebSocket is the transport before anything else happens: releasing a held poll
+    // below reports a drain, and whatever the Socket.IO layer sends then must not land in
+    // the polling queue that is about to go away.
+    PollingTransport& polling = *s.polling_;
+    polling.on_drain = nullptr;
     s.transport_ = s.link_.get();
     if (s.connected_) s.link_->set_max_message_size(options_.max_payload);
+    // What was queued for the polling transport goes first, on the WebSocket, in order.
+    std::string queued = polling.take_payload();
+    polling.release_waiting();
     if (!queued.empty()) {
         if (auto packets = split_polling_payload(queued, static_cast<std::size_t>(-1)))
             for (std::string_view p : *packets) s.link_->send(p);
     }
     s.polling_.reset();
     handler_.on_drain(s);
+}
+
+// Ends a probe that will not complete; the session goes on over polling. The link is let go
+// at once, so nothing it still delivers (a late `5`) reaches the session.
+void EngineIoServer::drop_probe(EngineSocket& s, std::uint16_t code, const std::string& reason) {
+    ++s.upgrade_gen_;
+    s.upgrade_timer_.cancel();
+    s.upgrading_ = false;
+    std::shared_ptr<WebSocketLink> probe = std::move(s.link_);
+    if (probe) probe->close(code, reason);
+}
+
+void EngineIoServer::arm_upgrade_timer(EngineSocket& s, std::chrono::milliseconds after) {
+    const std::uint64_t gen = ++s.upgrade_gen_;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s.probe_deadline_ - std::chrono::steady_clock::now());
+    s.upgrade_timer_.expires_after(std::max(std::chrono::milliseconds(0), std::min(after, left)));
+    s.upgrade_timer_.async_wait([this, guard = std::weak_ptr<char>(alive_), id = s.id, gen](const boost::system::error_code& ec) {
+        if (ec || !guard.lock()) return;
+        on_upgrade_timer(id, gen);
+    });
+}
+
+void EngineIoServer::on_upgrade_timer(SessionId id, std::uint64_t gen) {
+    EngineSocket* s = find(id);
+    if (!s || s->closing || s->upgrade_gen_ != gen || !s->link_ || s->upgraded_) return;
+    if (std::chrono::steady_clock::now() >= s->probe_deadline_) {
+        log_client(LogLevel::Info, *s,
+                   "upgrade cancelled: no upgrade packet within " + std::to_string(options_.upgrade_timeout.count()) +
+                       " ms of the WebSocket opening");
+        return drop_probe(*s, close_code::kNormal, "upgrade timeout");
+    }
+    if (s->upgrading_) {
+        s->polling_->release_waiting();
+        return arm_upgrade_timer(*s, kUpgradeNoopEvery);
+    }
+    arm_upgrade_timer(*s, options_.upgrade_timeout);
 }
 
 // ---- WebSocket ---------------------------------------------------------------------------
@@ -344,6 +388,8 @@ void EngineIoServer::on_ws_open(const std::shared_ptr<WebSocketLink>& link) {
         }
         link->owner = s->id;
         s->link_ = link;
+        s->probe_deadline_ = std::chrono::steady_clock::now() + options_.upgrade_timeout;
+        arm_upgrade_timer(*s, options_.upgrade_timeout);
         return;
     }
     EngineSocket& s = *open_session(link->remote());
@@ -387,6 +433,8 @@ void EngineIoServer::on_ws_close(WebSocketLink& link, const LinkClosed& closed) 
     if (!s || s->link_.get() != &link) return;
     if (s->transport_ != &link) {
         // A probe that did not complete: the session stays on polling.
+        ++s->upgrade_gen_;
+        s->upgrade_timer_.cancel();
         s->upgrading_ = false;
         s->link_.reset();
         return;

@@ -48,12 +48,14 @@ struct EngineOptions {
     bool websocket = true;
     std::vector<std::string> cors_origins;  // cross-origin polling allowed from these
     std::size_t max_sessions = 0;           // 0: no cap
+    // A probing WebSocket that has not sent `5` by then is closed; the session stays on polling.
+    std::chrono::milliseconds upgrade_timeout{10000};
 };
 
 // One Engine.IO session. The Socket.IO layer derives its session from it.
 class EngineSocket {
 public:
-    explicit EngineSocket(boost::asio::io_context& io) : heartbeat_(io) {}
+    explicit EngineSocket(boost::asio::io_context& io) : heartbeat_(io), upgrade_timer_(io) {}
     virtual ~EngineSocket() = default;
 
     SessionId id = 0;
@@ -77,6 +79,10 @@ private:
     boost::asio::steady_timer heartbeat_;  // next ping, then the pong deadline
     std::uint64_t heartbeat_gen_ = 0;      // ignores a wait that completed after being replaced
     bool awaiting_pong_ = false;
+    // While probing: the deadline for `5`, and (once upgrading) the turn-over of a held poll.
+    boost::asio::steady_timer upgrade_timer_;
+    std::uint64_t upgrade_gen_ = 0;
+    std::chrono::steady_clock::time_point probe_deadline_{};
 };
 
 class EngineHandler {
@@ -152,6 +158,9 @@ private:
     void handle_packet(EngineSocket& socket, std::string_view packet, bool from_probe);
     bool charge(EngineSocket& socket, std::size_t bytes);
     void finish_upgrade(EngineSocket& socket);
+    void drop_probe(EngineSocket& socket, std::uint16_t code, const std::string& reason);
+    void arm_upgrade_timer(EngineSocket& socket, std::chrono::milliseconds after);
+    void on_upgrade_timer(SessionId id, std::uint64_t gen);
     void schedule_ping(EngineSocket& socket);
     void on_ping_due(SessionId id, std::uint64_t gen);
     void end(EngineSocket& socket, const LinkClosed& closed);
