@@ -137,8 +137,17 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
         return respond_error(x, 403, EngineError::Forbidden);
     }
     if (x.method() == "OPTIONS") {
+        // A preflight. The headers a page asks to send are allowed (they carry no authority
+        // here: the token travels in the Socket.IO CONNECT), as the reference server's CORS
+        // middleware does by default.
         cors.emplace_back("Access-Control-Allow-Methods", "GET, POST");
-        cors.emplace_back("Access-Control-Allow-Headers", "content-type");
+        const std::string requested = x.header("Access-Control-Request-Headers");
+        if (requested.empty()) {
+            cors.emplace_back("Access-Control-Allow-Headers", "content-type");
+        } else {
+            cors.emplace_back("Access-Control-Allow-Headers", requested);
+            cors.emplace_back("Vary", "Access-Control-Request-Headers");
+        }
         return x.respond(204, cors, {});
     }
     auto query = parse_engine_query(x.query());
@@ -148,8 +157,16 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
     }
     // The reference server's order: transport, then sid, then method, then EIO (at the
     // handshake only).
-    if (query->transport != "polling" || !options_.polling) return respond_error(x, 400, EngineError::UnknownTransport, cors);
+    const auto transport = query->transport ? engine_transport(*query->transport) : std::nullopt;
+    const bool enabled = transport && (*transport == EngineTransport::Polling ? options_.polling : options_.websocket);
+    if (!enabled) return respond_error(x, 400, EngineError::UnknownTransport, cors);
     const bool get = x.method() == "GET";
+    if (*transport == EngineTransport::WebSocket) {
+        // transport=websocket on a request that is not an upgrade.
+        if (query->sid && !by_sid_.count(*query->sid)) return respond_error(x, 400, EngineError::UnknownSid, cors);
+        if (!query->sid && !get) return respond_error(x, 400, EngineError::BadHandshakeMethod, cors);
+        return respond_error(x, 400, EngineError::BadRequest, cors);
+    }
 
     if (!query->sid) {
         // A handshake: a GET creates the session and answers its open packet.
