@@ -4,6 +4,7 @@
 // Node ESM; only 127.0.0.1 is contacted.
 
 import { request as httpRequest } from 'node:http';
+import net from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -121,4 +122,46 @@ export function engineError(r) {
   } catch {
     return null;
   }
+}
+
+// A TCP proxy to 127.0.0.1:targetPort that a test can cut, as a network blip would: cut()
+// destroys every connection through it, and those that arrive in the next `forMs` (a
+// connection the client opened just before the cut may not be accepted yet: without the
+// window it would slip through and the client would never see the cut).
+export function startProxy(targetPort) {
+  const sockets = new Set();
+  let blockedUntil = 0;
+  const server = net.createServer((client) => {
+    if (Date.now() < blockedUntil) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: server.address().port,
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut({ forMs = 300 } = {}) {
+      blockedUntil = Date.now() + forMs;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      server.close();
+    },
+  })));
 }
