@@ -289,7 +289,7 @@ void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, boo
         return;
     }
     switch (packet[0]) {
-    case '1': close(s, close_code::kNormal, "client closed", CloseCause::ClientLeft); return;
+    case '1': close(s, close_code::kNormal, "client closed", CloseCause::PeerClosed); return;
     case '3':
         if (!s.awaiting_pong_) return;  // unsolicited: harmless
         schedule_ping(s);
@@ -523,7 +523,7 @@ void EngineIoServer::close(EngineSocket& s, std::uint16_t code, const std::strin
     // Polling: the session ends now (a waiting GET gets what is queued and a close packet,
     // or a noop when the client itself closed); a probing WebSocket goes with it. Posted:
     // the caller may be deep in a handler.
-    if (s.polling_ && cause == CloseCause::ClientLeft) s.polling_->release_waiting();
+    if (s.polling_ && (cause == CloseCause::ClientLeft || cause == CloseCause::PeerClosed)) s.polling_->release_waiting();
     if (s.polling_) s.polling_->close(code, reason);
     if (s.link_) s.link_->close(code, reason);
     boost::asio::post(io_, [this, guard = std::weak_ptr<char>(alive_), id = s.id, code, reason] {

@@ -28,7 +28,11 @@ using SessionId = std::uint64_t;
 // Why a session ends; the Socket.IO layer adds its own causes.
 enum class CloseCause : std::uint8_t {
     None,            // the peer closed its transport, or the network did
-    ClientLeft,      // Engine.IO close or Socket.IO DISCONNECT: the client is not coming back
+    // The peer sent an Engine.IO close packet. Not a goodbye: socket.io-client sends one when
+    // its polling transport fails, and then reconnects (the reference server counts it among
+    // the disconnects connection-state recovery resumes).
+    PeerClosed,
+    ClientLeft,      // Socket.IO DISCONNECT: the client is not coming back
     ProtocolError,
     Flood,           // sent more than its budget
     SlowConsumer,
