@@ -55,10 +55,12 @@ function client(url, sub, opts = {}) {
   const c = {
     socket, sub, events: [], connects: [], connectTransports: [], openTransports: [], upgrades: [], disconnects: [], errors: [],
   };
-  socket.onAny((name, payload, offset) => c.events.push({ name, payload, offset, at: Date.now() }));
+  socket.onAny((name, payload, offset) => c.events.push({
+    name, payload, offset, at: Date.now(), transport: socket.io.engine?.transport?.name,
+  }));
   socket.io.on('open', () => {
     c.openTransports.push(socket.io.engine.transport.name);
-    socket.io.engine.on('upgrade', (t) => c.upgrades.push(t.name));
+    socket.io.engine.on('upgrade', (t) => { c.upgrades.push(t.name); c.upgradeAt = Date.now(); });
   });
   socket.on('connect', () => {
     c.connects.push(socket.recovered);
@@ -161,16 +163,29 @@ dtest('socket.io-client held to long-polling: never upgrades; recovers after cut
   }
 });
 
+dtest('socket.io-client with default options and a bad token gets connect_error "unauthorized" over polling', async () => {
+  const socket = io(daemon.url, { auth: { token: 'not-a-jwt' }, reconnection: false });
+  sockets.add(socket);
+  const err = await new Promise((resolve) => socket.once('connect_error', resolve));
+  assert.equal(err.message, 'unauthorized');
+  socket.disconnect();
+});
+
 // ---- events during the upgrade ---------------------------------------------------------
 
-dtest('events committed while 12 default clients connect, join and upgrade: each gets every one once, in order', { timeout: 120_000 }, async () => {
-  // A witness on a plain WebSocket sees the whole stream; each client must see a gapless
-  // stretch of it, from some event after its join to the last one.
+dtest('events committed while 12 default clients connect and upgrade: each gets every one once, in order', { timeout: 120_000 }, async (t) => {
+  // Tenant-room events (noteCategory:*) reach a client from its CONNECT on, which goes over
+  // long-polling just before the upgrade, so the stream crosses each upgrade. A witness on a
+  // plain WebSocket sees the whole stream; each client must see a gapless stretch of it,
+  // from its first event to the last one.
+  const catSql = (seq) => `BEGIN; SELECT walcast.set_context('writer', 'p1', 'acme');
+INSERT INTO "NoteCategory" (id, "tenantId", name) VALUES ('up-${seq}', 'acme', 'c'); COMMIT;`;
+  const cats = (c) => c.events.filter((e) => e.name === 'noteCategory:created' && String(e.payload?.id).startsWith('up-'));
   const witness = await IoClient.connect(daemon.url, tok('witness'), { label: 'witness' });
-  assert.deepEqual(await witness.join('p1'), { ok: true });
-  const writer = startWriter(cluster, { sqlFor: (seq) => taskSql(`up-${seq}`), batch: 2, pauseMs: 3 });
+  const writer = startWriter(cluster, { sqlFor: catSql, batch: 2, pauseMs: 2 });
   const clients = [];
   try {
+    await waitUntil(() => witness.named('noteCategory:created').length > 0, { what: 'the stream started' });
     for (let i = 0; i < 12; i++) {
       const c = client(daemon.url, `up${i}`, { forceNew: true });  // forceNew: one connection each
       clients.push(c);
@@ -185,20 +200,26 @@ dtest('events committed while 12 default clients connect, join and upgrade: each
   }
   assert.deepEqual(writer.errors, []);
   const total = writer.seq - 1;
-  await waitUntil(() => witness.named('task:created').filter((e) => e.payload.id.startsWith('up-')).length >= total,
+  await waitUntil(() => witness.named('noteCategory:created').filter((e) => e.payload.id.startsWith('up-')).length >= total,
     { what: `the witness has all ${total} events`, timeoutMs: 30_000 });
-  const all = witness.named('task:created').filter((e) => e.payload.id.startsWith('up-')).map((e) => e.payload.id);
+  const all = witness.named('noteCategory:created').filter((e) => e.payload.id.startsWith('up-')).map((e) => e.payload.id);
   assert.equal(new Set(all).size, total, 'the witness got each event once');
   const last = all[all.length - 1];
   for (const c of clients) {
-    await waitUntil(() => tasks(c, 'up-').some((e) => e.payload.id === last), { what: `${c.sub}: the last event`, timeoutMs: 20_000 });
-    const got = tasks(c, 'up-').map((e) => e.payload.id);
+    await waitUntil(() => cats(c).some((e) => e.payload.id === last), { what: `${c.sub}: the last event`, timeoutMs: 20_000 });
+    const got = cats(c).map((e) => e.payload.id);
     const from = all.indexOf(got[0]);
     assert.ok(from >= 0, `${c.sub}: its first event is in the stream`);
     assert.deepEqual(got, all.slice(from), `${c.sub}: a gapless, duplicate-free stretch of the stream (upgrades ${c.upgrades})`);
-    assert.ok(got.length > 0);
     assert.deepEqual(c.upgrades, ['websocket'], `${c.sub} upgraded once`);
   }
+  // The upgrades happened under traffic: for these clients the stretch checked above began
+  // (the witness saw its first event) before their upgrade completed.
+  const seenAt = new Map(witness.named('noteCategory:created').map((e) => [e.payload.id, e.at]));
+  const crossed = clients.filter((c) => seenAt.get(cats(c)[0].payload.id) < c.upgradeAt);
+  assert.ok(crossed.length >= 3, `${crossed.length} of ${clients.length} clients had events flowing before their upgrade completed`);
+  t.diagnostic(`${total} events; ${crossed.length} of ${clients.length} clients had events flowing before their upgrade; `
+    + `received over polling: ${clients.map((c) => cats(c).filter((e) => e.transport === 'polling').length).join(',')}`);
   for (const c of clients) c.close();
   witness.close();
 });
