@@ -358,6 +358,29 @@ dtest('upgrade: a GET held when 2probe arrives answers "6"', async () => {
   probe.close();
 });
 
+dtest('while upgrading, polls are turned over with a noop about every 100 ms, not at once; 2probe again gets 3probe', async () => {
+  const s = await connectedButUnread(proto);
+  assert.match((await s.get()).body, /^40/);
+  const probe = await RawClient.open(wsUrl(proto, `EIO=4&transport=websocket&sid=${s.sid}`));
+  probe.send('2probe');
+  await probe.waitFrame((t) => t === '3probe');
+  // A client that does not pause: one GET after the other for a second.
+  const t0 = Date.now();
+  let answers = 0;
+  while (Date.now() - t0 < 1000) {
+    const r = await s.get();
+    assert.equal(r.status, 200);
+    assert.equal(r.body, '6');
+    answers++;
+  }
+  assert.ok(answers >= 5 && answers <= 15, `${answers} polls answered in a second`);
+  probe.send('2probe');
+  await waitUntil(() => probe.texts().filter((t) => t === '3probe').length === 2, { what: 'the second 3probe' });
+  probe.send('5');
+  assert.deepEqual(await probe.emitWithAck('join-project', 'p1'), [{ ok: true }]);
+  probe.close();
+});
+
 dtest('a second WebSocket for an upgraded sid is accepted and closed at once; the first goes on', async () => {
   const s = await connectedButUnread(proto);
   const ws1 = await RawClient.open(wsUrl(proto, `EIO=4&transport=websocket&sid=${s.sid}`));
