@@ -187,6 +187,14 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
         s.polling_->on_drain = [this, id = s.id] {
             if (EngineSocket* socket = find(id); socket && !socket->closing) handler_.on_drain(*socket);
         };
+        // As the reference server does ("poll connection closed prematurely"): the session
+        // ends now, not at its ping timeout, and stays resumable.
+        s.polling_->on_poll_gone = [this, id = s.id] {
+            EngineSocket* socket = find(id);
+            if (!socket || socket->closing) return;
+            log_client(LogLevel::Info, *socket, "closed: the connection of its held poll closed");
+            close(*socket, close_code::kGoingAway, "poll connection closed", CloseCause::None);
+        };
         schedule_ping(s);
         handler_.on_open(s);
         return;
@@ -312,6 +320,7 @@ void EngineIoServer::finish_upgrade(EngineSocket& s) {
     // the polling queue that is about to go away.
     PollingTransport& polling = *s.polling_;
     polling.on_drain = nullptr;
+    polling.on_poll_gone = nullptr;
     s.transport_ = s.link_.get();
     if (s.connected_) s.link_->set_max_message_size(options_.max_payload);
     // What was queued for the polling transport goes first, on the WebSocket, in order.

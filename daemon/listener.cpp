@@ -14,6 +14,7 @@
 #include <websocketpp/server.hpp>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "daemon/log.hpp"
 
@@ -193,6 +194,19 @@ void split_resource(const std::string& resource, std::string& path, std::string&
     query = q == std::string::npos ? std::string() : resource.substr(q + 1);
 }
 
+// Runs one handler's body; an exception (bad_alloc, a websocketpp state error) is logged
+// and dropped, because one escaping a handler would unwind io_context::run and stop the daemon.
+template <class F>
+void shielded(const char* where, F&& body) noexcept {
+    try {
+        body();
+    } catch (const std::exception& e) {
+        log_error(std::string("internal error in ") + where + " handler: " + e.what());
+    } catch (...) {
+        log_error(std::string("internal error in ") + where + " handler");
+    }
+}
+
 class ExchangeImpl : public HttpExchange {
 public:
     explicit ExchangeImpl(ConnectionPtr con) : ExchangeImpl(con, con->get_resource()) {}
@@ -205,6 +219,16 @@ public:
     ~ExchangeImpl() override {
         // A deferred request nobody answered would hold its socket forever.
         if (deferred_ && con_) respond(503, {{"Content-Type", "text/plain; charset=utf-8"}}, "unavailable\n");
+    }
+
+    // websocketpp reads nothing more from an HTTP connection once the request is in, so it
+    // cannot see the peer leave while the answer is deferred; this waits for the socket to
+    // turn readable. EOF or an error means the peer is gone. Data would be a pipelined
+    // request (no engine.io client sends one): the watch ends there, the answer still goes.
+    void watch_gone(std::function<void()> gone) override {
+        if (!con_ || !deferred_ || view_only) return;
+        gone_ = std::move(gone);
+        watch();
     }
 
     const std::string& method() const override { return con_->get_request().get_method(); }
@@ -244,6 +268,30 @@ private:
     ConnectionPtr con_;  // null once answered
     std::string path_, query_, remote_;
     bool deferred_ = false;
+    std::function<void()> gone_;
+    // The watch's handler may outlive the exchange; it holds this weakly.
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
+
+    void watch() {
+        auto& socket = con_->get_raw_socket();
+        // The handler holds the connection: websocketpp closing the socket after the answer
+        // completes the wait (aborted, or readable with the exchange answered).
+        socket.async_wait(boost::asio::socket_base::wait_read,
+                          [this, guard = std::weak_ptr<char>(alive_), con = con_](const boost::system::error_code& ec) {
+                              if (ec || !guard.lock() || con_ != con || !gone_) return;
+                              shielded("poll watch", [&] { on_readable(); });
+                          });
+    }
+
+    void on_readable() {
+        char byte;
+        const ssize_t n = ::recv(con_->get_raw_socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return;  // a pipelined request: not ours to read
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return watch();
+        std::function<void()> gone = std::move(gone_);
+        gone_ = nullptr;
+        gone();
+    }
 };
 
 class LinkImpl : public WebSocketLink {
@@ -336,19 +384,6 @@ private:
         send_now(con_, *std::static_pointer_cast<MessagePtr>(*cache));
     }
 };
-
-// Runs one handler's body; an exception (bad_alloc, a websocketpp state error) is logged
-// and dropped, because one escaping a handler would unwind io_context::run and stop the daemon.
-template <class F>
-void shielded(const char* where, F&& body) noexcept {
-    try {
-        body();
-    } catch (const std::exception& e) {
-        log_error(std::string("internal error in ") + where + " handler: " + e.what());
-    } catch (...) {
-        log_error(std::string("internal error in ") + where + " handler");
-    }
-}
 
 }  // namespace
 

@@ -40,6 +40,9 @@ public:
     virtual bool answered() const = 0;
     // False once the request's connection is known to be gone.
     virtual bool alive() const = 0;
+    // For a deferred request: `gone` runs once, on the loop, if the peer closes the
+    // connection before the answer (a long poll whose client went away). Not after respond().
+    virtual void watch_gone(std::function<void()> gone) { (void)gone; }
 };
 
 // One WebSocket connection, as a transport. Operations on a closed link do nothing.
