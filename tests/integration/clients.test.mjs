@@ -1,4 +1,4 @@
-// Real Socket.IO clients against walcast with its default transports (SPEC §6): the app's
+// Real Socket.IO clients against walcast with its default transports: the app's
 // socket.io-client with default options (HTTP long-polling first, then the upgrade to
 // WebSocket), the same client held to polling, events committed while clients connect and
 // upgrade, connection-state recovery from one transport to the other, and python-socketio.

@@ -1,4 +1,4 @@
-// Engine.IO v4 as socket.io clients meet it (SPEC §6): the long-polling transport request by
+// Engine.IO v4 as socket.io clients meet it: the long-polling transport request by
 // request (handshake, refusals and their codes, heartbeat over a held GET, close, overlapping
 // GETs, oversized and malformed POSTs), the upgrade to WebSocket (probe, noop to the pending
 // poll, packets queued on polling moved to the WebSocket, polling refused afterwards, a
