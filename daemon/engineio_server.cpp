@@ -45,6 +45,11 @@ bool is_engine_path(const std::string& path) { return path == "/socket.io/" || p
 // One POST carries at most this many packets (each still charged to the peer's budget).
 constexpr std::size_t kMaxPacketsPerPost = 1000;
 
+// While a session upgrades, a poll held on it is turned over this often (as the reference
+// server does), so the client can pause polling; a client that keeps polling instead costs
+// at most this many requests a second.
+constexpr std::chrono::milliseconds kUpgradeNoopEvery{100};
+
 }  // namespace
 
 EngineIoServer::EngineIoServer(boost::asio::io_context& io, EngineOptions options, EngineHandler& handler,
@@ -132,8 +137,17 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
         return respond_error(x, 403, EngineError::Forbidden);
     }
     if (x.method() == "OPTIONS") {
+        // A preflight. The headers a page asks to send are allowed (they carry no authority
+        // here: the token travels in the Socket.IO CONNECT), as the reference server's CORS
+        // middleware does by default.
         cors.emplace_back("Access-Control-Allow-Methods", "GET, POST");
-        cors.emplace_back("Access-Control-Allow-Headers", "content-type");
+        const std::string requested = x.header("Access-Control-Request-Headers");
+        if (requested.empty()) {
+            cors.emplace_back("Access-Control-Allow-Headers", "content-type");
+        } else {
+            cors.emplace_back("Access-Control-Allow-Headers", requested);
+            cors.emplace_back("Vary", "Access-Control-Request-Headers");
+        }
         return x.respond(204, cors, {});
     }
     auto query = parse_engine_query(x.query());
@@ -143,8 +157,16 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
     }
     // The reference server's order: transport, then sid, then method, then EIO (at the
     // handshake only).
-    if (query->transport != "polling" || !options_.polling) return respond_error(x, 400, EngineError::UnknownTransport, cors);
+    const auto transport = query->transport ? engine_transport(*query->transport) : std::nullopt;
+    const bool enabled = transport && (*transport == EngineTransport::Polling ? options_.polling : options_.websocket);
+    if (!enabled) return respond_error(x, 400, EngineError::UnknownTransport, cors);
     const bool get = x.method() == "GET";
+    if (*transport == EngineTransport::WebSocket) {
+        // transport=websocket on a request that is not an upgrade.
+        if (query->sid && !by_sid_.count(*query->sid)) return respond_error(x, 400, EngineError::UnknownSid, cors);
+        if (!query->sid && !get) return respond_error(x, 400, EngineError::BadHandshakeMethod, cors);
+        return respond_error(x, 400, EngineError::BadRequest, cors);
+    }
 
     if (!query->sid) {
         // A handshake: a GET creates the session and answers its open packet.
@@ -165,6 +187,14 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
         s.polling_->on_drain = [this, id = s.id] {
             if (EngineSocket* socket = find(id); socket && !socket->closing) handler_.on_drain(*socket);
         };
+        // As the reference server does ("poll connection closed prematurely"): the session
+        // ends now, not at its ping timeout, and stays resumable.
+        s.polling_->on_poll_gone = [this, id = s.id] {
+            EngineSocket* socket = find(id);
+            if (!socket || socket->closing) return;
+            log_client(LogLevel::Info, *socket, "closed: the connection of its held poll closed");
+            close(*socket, close_code::kGoingAway, "poll connection closed", CloseCause::None);
+        };
         schedule_ping(s);
         handler_.on_open(s);
         return;
@@ -177,12 +207,8 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
     if (!get && x.method() != "POST") return x.respond(500, cors, {});  // as the reference server: the session stays
     if (get) {
         if (!charge(*s, 0)) return respond_error(x, 400, EngineError::BadRequest, cors);
-        if (s->upgrading_ && s->polling_->buffered() == 0) {
-            // Upgrading: a poll turns over at once so the client can pause polling and send `5`.
-            s->polling_->poll(exchange);
-            s->polling_->release_waiting();
-            return;
-        }
+        // While upgrading, a held poll is turned over with a noop every kUpgradeNoopEvery
+        // (on_upgrade_timer), so a client pausing polling to send `5` is not kept waiting.
         if (!s->polling_->poll(exchange)) {
             // Two GETs at once: the reference server treats it as a protocol error and closes.
             // The waiting GET gets the close packet, this one an empty 400.
@@ -193,8 +219,9 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
         }
         return;
     }
-    // A POST: one or more packets from the client.
-    auto packets = split_polling_payload(x.body(), kMaxPacketsPerPost);
+    // A POST: one or more packets from the client. A body the Engine.IO layer cannot read is
+    // refused before it is acknowledged.
+    auto packets = read_polling_post(x.body(), kMaxPacketsPerPost);
     if (!packets) {
         ++metrics_.protocol_errors;
         log_client(LogLevel::Notice, *s, "closed: protocol error: " + packets.error().message);
@@ -211,6 +238,22 @@ void EngineIoServer::handle_polling(const std::shared_ptr<HttpExchange>& exchang
         if (!live || live->closing) break;
         handle_packet(*live, packet, false);
     }
+}
+
+// A POST over max_payload was answered 413 by the listener. The reference server closes the
+// session too: what was refused is lost, and the client starts over (with recovery, without
+// missing anything).
+void EngineIoServer::on_http_too_large(const HttpExchange& request) {
+    if (!is_engine_path(request.path()) || request.method() != "POST") return;
+    auto query = parse_engine_query(request.query());
+    if (!query || !query->sid) return;
+    auto it = by_sid_.find(*query->sid);
+    EngineSocket* s = it == by_sid_.end() ? nullptr : find(it->second);
+    if (!s || s->closing || !s->polling_ || s->upgraded_) return;
+    ++metrics_.oversized_frame_closes;
+    log_client(LogLevel::Notice, *s,
+               "closed: a POST over max_payload (" + std::to_string(options_.max_payload) + " bytes) answered 413");
+    close(*s, close_code::kTooBig, "payload too large", CloseCause::ProtocolError);
 }
 
 // ---- packets from the peer ---------------------------------------------------------------
@@ -236,11 +279,13 @@ void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, boo
     };
     if (packet.empty()) return protocol_error("empty packet");
     if (from_probe) {
-        if (packet == "2probe" && !s.upgrading_) {
+        if (packet == "2probe") {
             s.link_->send("3probe");
+            if (s.upgrading_) return;  // a repeated probe is answered again, as in the reference
             s.upgrading_ = true;
             // The client pauses polling before it sends `5`: its waiting poll must return.
             s.polling_->release_waiting();
+            arm_upgrade_timer(s, kUpgradeNoopEvery);
             return;
         }
         // The client may send `5` right after `2probe`, before `3probe` reaches it.
@@ -248,12 +293,11 @@ void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, boo
         // Anything else cancels the upgrade: the probe goes, the session stays on polling.
         ++metrics_.protocol_errors;
         log_client(LogLevel::Notice, s, "upgrade cancelled: unexpected packet on the probing WebSocket");
-        s.upgrading_ = false;
-        s.link_->close(close_code::kProtocol, "protocol error");
+        drop_probe(s, close_code::kProtocol, "protocol error");
         return;
     }
     switch (packet[0]) {
-    case '1': close(s, close_code::kNormal, "client closed", CloseCause::ClientLeft); return;
+    case '1': close(s, close_code::kNormal, "client closed", CloseCause::PeerClosed); return;
     case '3':
         if (!s.awaiting_pong_) return;  // unsolicited: harmless
         schedule_ping(s);
@@ -269,17 +313,61 @@ void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, boo
 void EngineIoServer::finish_upgrade(EngineSocket& s) {
     s.upgrading_ = false;
     s.upgraded_ = true;
-    // What was queued for the polling transport goes first, on the WebSocket, in order.
-    std::string queued = s.polling_->take_payload();
-    s.polling_->release_waiting();
-    s.polling_->on_drain = nullptr;
+    ++s.upgrade_gen_;
+    s.upgrade_timer_.cancel();
+    // The WebSocket is the transport before anything else happens: releasing a held poll
+    // below reports a drain, and whatever the Socket.IO layer sends then must not land in
+    // the polling queue that is about to go away.
+    PollingTransport& polling = *s.polling_;
+    polling.on_drain = nullptr;
+    polling.on_poll_gone = nullptr;
     s.transport_ = s.link_.get();
+    if (s.connected_) s.link_->set_max_message_size(options_.max_payload);
+    // What was queued for the polling transport goes first, on the WebSocket, in order.
+    std::string queued = polling.take_payload();
+    polling.release_waiting();
     if (!queued.empty()) {
         if (auto packets = split_polling_payload(queued, static_cast<std::size_t>(-1)))
             for (std::string_view p : *packets) s.link_->send(p);
     }
     s.polling_.reset();
     handler_.on_drain(s);
+}
+
+// Ends a probe that will not complete; the session goes on over polling. The link is let go
+// at once, so nothing it still delivers (a late `5`) reaches the session.
+void EngineIoServer::drop_probe(EngineSocket& s, std::uint16_t code, const std::string& reason) {
+    ++s.upgrade_gen_;
+    s.upgrade_timer_.cancel();
+    s.upgrading_ = false;
+    std::shared_ptr<WebSocketLink> probe = std::move(s.link_);
+    if (probe) probe->close(code, reason);
+}
+
+void EngineIoServer::arm_upgrade_timer(EngineSocket& s, std::chrono::milliseconds after) {
+    const std::uint64_t gen = ++s.upgrade_gen_;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s.probe_deadline_ - std::chrono::steady_clock::now());
+    s.upgrade_timer_.expires_after(std::max(std::chrono::milliseconds(0), std::min(after, left)));
+    s.upgrade_timer_.async_wait([this, guard = std::weak_ptr<char>(alive_), id = s.id, gen](const boost::system::error_code& ec) {
+        if (ec || !guard.lock()) return;
+        on_upgrade_timer(id, gen);
+    });
+}
+
+void EngineIoServer::on_upgrade_timer(SessionId id, std::uint64_t gen) {
+    EngineSocket* s = find(id);
+    if (!s || s->closing || s->upgrade_gen_ != gen || !s->link_ || s->upgraded_) return;
+    if (std::chrono::steady_clock::now() >= s->probe_deadline_) {
+        log_client(LogLevel::Info, *s,
+                   "upgrade cancelled: no upgrade packet within " + std::to_string(options_.upgrade_timeout.count()) +
+                       " ms of the WebSocket opening");
+        return drop_probe(*s, close_code::kNormal, "upgrade timeout");
+    }
+    if (s->upgrading_) {
+        s->polling_->release_waiting();
+        return arm_upgrade_timer(*s, kUpgradeNoopEvery);
+    }
+    arm_upgrade_timer(*s, options_.upgrade_timeout);
 }
 
 // ---- WebSocket ---------------------------------------------------------------------------
@@ -308,8 +396,9 @@ std::unique_ptr<Refusal> EngineIoServer::on_upgrade(const HttpExchange& request)
     auto it = by_sid_.find(*query->sid);
     EngineSocket* s = it == by_sid_.end() ? nullptr : find(it->second);
     if (!s) return refuse(400, EngineError::UnknownSid);
-    // Only a polling session upgrades, once: a second WebSocket for a sid is refused.
-    if (s->closing || !s->polling_ || s->upgraded_ || s->link_) return refuse(400, EngineError::BadRequest);
+    // Only a polling session upgrades, once. A second WebSocket for the sid is accepted and
+    // closed as soon as it opens (on_ws_open), as the reference server does: a client that
+    // only listens for the WebSocket's close would take an HTTP refusal as an error.
     return nullptr;
 }
 
@@ -319,12 +408,14 @@ void EngineIoServer::on_ws_open(const std::shared_ptr<WebSocketLink>& link) {
         auto it = by_sid_.find(*query->sid);
         EngineSocket* s = it == by_sid_.end() ? nullptr : find(it->second);
         if (!s || s->closing || !s->polling_ || s->upgraded_ || s->link_) {
-            // The session ended, or another WebSocket took it, since the upgrade was accepted.
-            link->close(close_code::kPolicy, "session unavailable");
+            // Another WebSocket probes or has the session, or it ended or never was polling.
+            link->close(close_code::kNormal, "session unavailable");
             return;
         }
         link->owner = s->id;
         s->link_ = link;
+        s->probe_deadline_ = std::chrono::steady_clock::now() + options_.upgrade_timeout;
+        arm_upgrade_timer(*s, options_.upgrade_timeout);
         return;
     }
     EngineSocket& s = *open_session(link->remote());
@@ -368,6 +459,8 @@ void EngineIoServer::on_ws_close(WebSocketLink& link, const LinkClosed& closed) 
     if (!s || s->link_.get() != &link) return;
     if (s->transport_ != &link) {
         // A probe that did not complete: the session stays on polling.
+        ++s->upgrade_gen_;
+        s->upgrade_timer_.cancel();
         s->upgrading_ = false;
         s->link_.reset();
         return;
@@ -420,8 +513,10 @@ void EngineIoServer::send_events(EngineSocket& s, const EventRun& run) {
 std::size_t EngineIoServer::buffered(const EngineSocket& s) const { return s.transport_ ? s.transport_->buffered() : 0; }
 
 void EngineIoServer::set_connected(EngineSocket& s) {
+    s.connected_ = true;
     s.budget_.set_limits(kBudgetConnected);
-    if (s.link_) s.link_->set_max_message_size(options_.max_payload);
+    // A probing WebSocket keeps the small cap until its upgrade completes (finish_upgrade).
+    if (s.link_ && s.transport_ == s.link_.get()) s.link_->set_max_message_size(options_.max_payload);
 }
 
 void EngineIoServer::close(EngineSocket& s, std::uint16_t code, const std::string& reason, CloseCause cause) {
@@ -437,7 +532,7 @@ void EngineIoServer::close(EngineSocket& s, std::uint16_t code, const std::strin
     // Polling: the session ends now (a waiting GET gets what is queued and a close packet,
     // or a noop when the client itself closed); a probing WebSocket goes with it. Posted:
     // the caller may be deep in a handler.
-    if (s.polling_ && cause == CloseCause::ClientLeft) s.polling_->release_waiting();
+    if (s.polling_ && (cause == CloseCause::ClientLeft || cause == CloseCause::PeerClosed)) s.polling_->release_waiting();
     if (s.polling_) s.polling_->close(code, reason);
     if (s.link_) s.link_->close(code, reason);
     boost::asio::post(io_, [this, guard = std::weak_ptr<char>(alive_), id = s.id, code, reason] {

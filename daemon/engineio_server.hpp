@@ -28,7 +28,11 @@ using SessionId = std::uint64_t;
 // Why a session ends; the Socket.IO layer adds its own causes.
 enum class CloseCause : std::uint8_t {
     None,            // the peer closed its transport, or the network did
-    ClientLeft,      // Engine.IO close or Socket.IO DISCONNECT: the client is not coming back
+    // The peer sent an Engine.IO close packet. Not a goodbye: socket.io-client sends one when
+    // its polling transport fails, and then reconnects (the reference server counts it among
+    // the disconnects connection-state recovery resumes).
+    PeerClosed,
+    ClientLeft,      // Socket.IO DISCONNECT: the client is not coming back
     ProtocolError,
     Flood,           // sent more than its budget
     SlowConsumer,
@@ -49,12 +53,14 @@ struct EngineOptions {
     bool websocket = true;
     std::vector<std::string> cors_origins;  // cross-origin polling allowed from these
     std::size_t max_sessions = 0;           // 0: no cap
+    // A probing WebSocket that has not sent `5` by then is closed; the session stays on polling.
+    std::chrono::milliseconds upgrade_timeout{10000};
 };
 
 // One Engine.IO session. The Socket.IO layer derives its session from it.
 class EngineSocket {
 public:
-    explicit EngineSocket(boost::asio::io_context& io) : heartbeat_(io) {}
+    explicit EngineSocket(boost::asio::io_context& io) : heartbeat_(io), upgrade_timer_(io) {}
     virtual ~EngineSocket() = default;
 
     SessionId id = 0;
@@ -73,10 +79,15 @@ private:
     std::shared_ptr<WebSocketLink> link_;         // the WebSocket, once open (probing or current)
     bool upgrading_ = false;                      // link_ answered the probe; waiting for `5`
     bool upgraded_ = false;                       // link_ is the transport; polling is over
+    bool connected_ = false;                      // set_connected: max_payload per message
     InboundBudget budget_;
     boost::asio::steady_timer heartbeat_;  // next ping, then the pong deadline
     std::uint64_t heartbeat_gen_ = 0;      // ignores a wait that completed after being replaced
     bool awaiting_pong_ = false;
+    // While probing: the deadline for `5`, and (once upgrading) the turn-over of a held poll.
+    boost::asio::steady_timer upgrade_timer_;
+    std::uint64_t upgrade_gen_ = 0;
+    std::chrono::steady_clock::time_point probe_deadline_{};
 };
 
 class EngineHandler {
@@ -127,6 +138,7 @@ public:
     void on_ws_pong(WebSocketLink& link, std::size_t bytes) override;
     void on_ws_drain(WebSocketLink& link) override;
     void on_ws_close(WebSocketLink& link, const LinkClosed& closed) override;
+    void on_http_too_large(const HttpExchange& request) override;
 
     // Logs a line about one client, at most 50 a second (a flood of bad clients must not
     // flood the journal).
@@ -151,6 +163,9 @@ private:
     void handle_packet(EngineSocket& socket, std::string_view packet, bool from_probe);
     bool charge(EngineSocket& socket, std::size_t bytes);
     void finish_upgrade(EngineSocket& socket);
+    void drop_probe(EngineSocket& socket, std::uint16_t code, const std::string& reason);
+    void arm_upgrade_timer(EngineSocket& socket, std::chrono::milliseconds after);
+    void on_upgrade_timer(SessionId id, std::uint64_t gen);
     void schedule_ping(EngineSocket& socket);
     void on_ping_due(SessionId id, std::uint64_t gen);
     void end(EngineSocket& socket, const LinkClosed& closed);

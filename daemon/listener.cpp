@@ -14,6 +14,7 @@
 #include <websocketpp/server.hpp>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "daemon/log.hpp"
 
@@ -193,15 +194,41 @@ void split_resource(const std::string& resource, std::string& path, std::string&
     query = q == std::string::npos ? std::string() : resource.substr(q + 1);
 }
 
+// Runs one handler's body; an exception (bad_alloc, a websocketpp state error) is logged
+// and dropped, because one escaping a handler would unwind io_context::run and stop the daemon.
+template <class F>
+void shielded(const char* where, F&& body) noexcept {
+    try {
+        body();
+    } catch (const std::exception& e) {
+        log_error(std::string("internal error in ") + where + " handler: " + e.what());
+    } catch (...) {
+        log_error(std::string("internal error in ") + where + " handler");
+    }
+}
+
 class ExchangeImpl : public HttpExchange {
 public:
-    explicit ExchangeImpl(ConnectionPtr con) : con_(std::move(con)) {
-        split_resource(con_->get_resource(), path_, query_);
+    explicit ExchangeImpl(ConnectionPtr con) : ExchangeImpl(con, con->get_resource()) {}
+    // `resource`: the request target, for a request websocketpp refused before it set the
+    // connection's URI (get_resource() must not be called then).
+    ExchangeImpl(ConnectionPtr con, const std::string& resource) : con_(std::move(con)) {
+        split_resource(resource, path_, query_);
         remote_ = con_->get_remote_endpoint();
     }
     ~ExchangeImpl() override {
         // A deferred request nobody answered would hold its socket forever.
         if (deferred_ && con_) respond(503, {{"Content-Type", "text/plain; charset=utf-8"}}, "unavailable\n");
+    }
+
+    // websocketpp reads nothing more from an HTTP connection once the request is in, so it
+    // cannot see the peer leave while the answer is deferred; this waits for the socket to
+    // turn readable. EOF or an error means the peer is gone. Data would be a pipelined
+    // request (no engine.io client sends one): the watch ends there, the answer still goes.
+    void watch_gone(std::function<void()> gone) override {
+        if (!con_ || !deferred_ || view_only) return;
+        gone_ = std::move(gone);
+        watch();
     }
 
     const std::string& method() const override { return con_->get_request().get_method(); }
@@ -215,12 +242,15 @@ public:
     void release() { con_.reset(); }
     bool alive() const override { return con_ && con_->get_state() != websocketpp::session::state::closed; }
 
+    // A request websocketpp answered itself: readable, but defer() and respond() do nothing.
+    bool view_only = false;
+
     void defer() override {
-        if (con_ && !deferred_ && !con_->defer_http_response()) deferred_ = true;
+        if (con_ && !view_only && !deferred_ && !con_->defer_http_response()) deferred_ = true;
     }
 
     void respond(int status, const HttpHeaders& headers, std::string body) override {
-        if (!con_) return;
+        if (!con_ || view_only) return;
         ConnectionPtr con = std::move(con_);
         con->set_status(static_cast<websocketpp::http::status_code::value>(status));
         for (const auto& [name, value] : headers) con->replace_header(name, value);
@@ -238,6 +268,30 @@ private:
     ConnectionPtr con_;  // null once answered
     std::string path_, query_, remote_;
     bool deferred_ = false;
+    std::function<void()> gone_;
+    // The watch's handler may outlive the exchange; it holds this weakly.
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
+
+    void watch() {
+        auto& socket = con_->get_raw_socket();
+        // The handler holds the connection: websocketpp closing the socket after the answer
+        // completes the wait (aborted, or readable with the exchange answered).
+        socket.async_wait(boost::asio::socket_base::wait_read,
+                          [this, guard = std::weak_ptr<char>(alive_), con = con_](const boost::system::error_code& ec) {
+                              if (ec || !guard.lock() || con_ != con || !gone_) return;
+                              shielded("poll watch", [&] { on_readable(); });
+                          });
+    }
+
+    void on_readable() {
+        char byte;
+        const ssize_t n = ::recv(con_->get_raw_socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return;  // a pipelined request: not ours to read
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return watch();
+        std::function<void()> gone = std::move(gone_);
+        gone_ = nullptr;
+        gone();
+    }
 };
 
 class LinkImpl : public WebSocketLink {
@@ -331,19 +385,6 @@ private:
     }
 };
 
-// Runs one handler's body; an exception (bad_alloc, a websocketpp state error) is logged
-// and dropped, because one escaping a handler would unwind io_context::run and stop the daemon.
-template <class F>
-void shielded(const char* where, F&& body) noexcept {
-    try {
-        body();
-    } catch (const std::exception& e) {
-        log_error(std::string("internal error in ") + where + " handler: " + e.what());
-    } catch (...) {
-        log_error(std::string("internal error in ") + where + " handler");
-    }
-}
-
 }  // namespace
 
 struct Listener::Impl {
@@ -421,7 +462,7 @@ struct Listener::Impl {
             if (guard.lock()) shielded("close", [&] { on_close(h); });
         });
         ws.set_fail_handler([this, guard](connection_hdl h) {
-            if (guard.lock()) shielded("fail", [&] { on_close(h); });
+            if (guard.lock()) shielded("fail", [&] { on_fail(h); });
         });
         ws.set_http_handler([this, guard](connection_hdl h) {
             if (!guard.lock()) return;
@@ -480,6 +521,21 @@ struct Listener::Impl {
             shielded("drain", [&] { handler.on_ws_drain(*raw); });
         };
         handler.on_ws_open(link);
+    }
+
+    // A connection that ended before or instead of becoming a WebSocket. websocketpp answers
+    // a request body over max_http_body with 413 itself, before any handler sees the request;
+    // the handler still learns of it (a polling session must end, as the client will not
+    // resend what it was refused).
+    void on_fail(connection_hdl h) {
+        ConnectionPtr con = con_of(h);
+        if (!con) return;
+        if (con->link) return on_close(h);
+        if (con->get_response_code() != websocketpp::http::status_code::request_entity_too_large) return;
+        ExchangeImpl request(con, con->get_request().get_uri());
+        request.view_only = true;  // answered already
+        handler.on_http_too_large(request);
+        request.release();
     }
 
     void on_close(connection_hdl h) {

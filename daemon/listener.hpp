@@ -40,6 +40,9 @@ public:
     virtual bool answered() const = 0;
     // False once the request's connection is known to be gone.
     virtual bool alive() const = 0;
+    // For a deferred request: `gone` runs once, on the loop, if the peer closes the
+    // connection before the answer (a long poll whose client went away). Not after respond().
+    virtual void watch_gone(std::function<void()> gone) { (void)gone; }
 };
 
 // One WebSocket connection, as a transport. Operations on a closed link do nothing.
@@ -83,6 +86,10 @@ public:
     // A write finished; the link may have room again.
     virtual void on_ws_drain(WebSocketLink& link) = 0;
     virtual void on_ws_close(WebSocketLink& link, const LinkClosed& closed) = 0;
+    // A request whose body was over max_http_body: it was answered 413 by the listener and
+    // never reached on_http. `request` shows its method, path, query and headers (no body;
+    // respond() does nothing).
+    virtual void on_http_too_large(const HttpExchange& request) { (void)request; }
 };
 
 struct ListenerOptions {

@@ -12,6 +12,7 @@ PollingTransport::PollingTransport(boost::asio::io_context& io) : io_(io) {}
 PollingTransport::~PollingTransport() {
     // A held GET must not outlive its session: answer it so the client polls again and learns.
     on_drain = nullptr;
+    on_poll_gone = nullptr;
     if (waiting_) release_waiting();
 }
 
@@ -59,6 +60,10 @@ bool PollingTransport::poll(const std::shared_ptr<HttpExchange>& get) {
     }
     waiting_ = get;
     get->defer();
+    get->watch_gone([this, guard = std::weak_ptr<char>(alive_), raw = get.get()] {
+        if (!guard.lock() || waiting_.get() != raw || !on_poll_gone) return;
+        on_poll_gone();
+    });
     return true;
 }
 

@@ -42,6 +42,8 @@ public:
     HttpHeaders response_headers;
     // A GET took queued packets: there is room again.
     std::function<void()> on_drain;
+    // The connection of the waiting GET closed before its answer: the client went away.
+    std::function<void()> on_poll_gone;
 
 private:
     boost::asio::io_context& io_;

@@ -95,6 +95,28 @@ Result<std::vector<std::string_view>> split_polling_payload(std::string_view bod
     }
 }
 
+Result<std::vector<std::string_view>> read_polling_post(std::string_view body, std::size_t max_packets) {
+    auto packets = split_polling_payload(body, max_packets);
+    if (!packets) return packets;
+    for (std::size_t i = 0; i < body.size();) {
+        const unsigned char c = static_cast<unsigned char>(body[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = json_text_detail::utf8_sequence(body, i);
+        if (n == 0) return make_error("polling payload is not UTF-8 (byte " + std::to_string(i) + ")");
+        i += n;
+    }
+    for (std::size_t k = 0; k < packets->size(); ++k) {
+        const std::string_view packet = (*packets)[k];
+        if (packet[0] < '0' || packet[0] > '6')
+            return make_error("polling packet " + std::to_string(k + 1) + " (byte " +
+                              std::to_string(packet.data() - body.data()) + ") has no Engine.IO packet type");
+    }
+    return packets;
+}
+
 void append_polling_packet(std::string& payload, std::string_view packet) {
     if (!payload.empty()) payload.push_back(kRecordSeparator);
     payload += packet;

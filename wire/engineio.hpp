@@ -30,6 +30,14 @@ constexpr char kRecordSeparator = '\x1e';
 // means HTTP 400 and the session closed.
 Result<std::vector<std::string_view>> split_polling_payload(std::string_view body, std::size_t max_packets);
 
+// A POST body as the server takes it: split_polling_payload, and then refused when the body
+// is not well-formed UTF-8 (a polling body is text, as a WebSocket text frame is, which
+// websocketpp closes with 1007 when it is not) or a packet's first byte is not an Engine.IO
+// type digit 0-6 (the reference server's decoder fails the payload: "parse error"). Both
+// are checked before the POST is acknowledged, so that they answer HTTP 400. What each
+// packet says is still the packet parser's.
+Result<std::vector<std::string_view>> read_polling_post(std::string_view body, std::size_t max_packets);
+
 // Appends one encoded packet (non-empty, without 0x1E: what the encode_* functions of
 // socketio_packet.hpp produce) to a GET response body, with a separator unless the body is
 // still empty.

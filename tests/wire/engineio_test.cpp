@@ -76,6 +76,31 @@ TEST_CASE("malformed polling payloads") {
           "polling packet 2 (byte 7) is binary (b<base64>): walcast neither sends nor takes binary data");
 }
 
+TEST_CASE("a POST body: UTF-8 and Engine.IO packet types, checked before it is acknowledged") {
+    auto read = [](std::string_view body) { return read_polling_post(body, 100); };
+    auto read_error = [](std::string_view body) {
+        auto r = read_polling_post(body, 100);
+        REQUIRE_MESSAGE(!r.ok(), std::string(body) << " was accepted");
+        return r.error().message;
+    };
+    REQUIRE(read("3\x1e" "42[\"x\",\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"]\x1e" "6").ok());
+    CHECK(read("3\x1e" "1")->size() == 2);
+    // Socket.IO-level errors are the packet parser's: the body itself is fine.
+    CHECK(read("4abc").ok());
+    CHECK(read("0").ok());
+
+    CHECK(read_error("abc") == "polling packet 1 (byte 0) has no Engine.IO packet type");
+    CHECK(read_error("3\x1e" "7x") == "polling packet 2 (byte 2) has no Engine.IO packet type");
+    CHECK(read_error("42\xff\xfe[]") == "polling payload is not UTF-8 (byte 2)");
+    CHECK(read_error("4\xc3") == "polling payload is not UTF-8 (byte 1)");           // truncated sequence
+    CHECK(read_error("4\xc0\xaf") == "polling payload is not UTF-8 (byte 1)");       // overlong
+    CHECK(read_error("4\xed\xa0\x80") == "polling payload is not UTF-8 (byte 1)");  // a UTF-16 surrogate
+    // split_polling_payload's refusals come first.
+    CHECK(read_error("") == "empty polling payload");
+    CHECK(read_error("bAQID") ==
+          "polling packet 1 (byte 0) is binary (b<base64>): walcast neither sends nor takes binary data");
+}
+
 TEST_CASE("the packet count is bounded") {
     CHECK(split("3\x1e" "3\x1e" "3", 3).size() == 3);
     CHECK(split_error("3\x1e" "3\x1e" "3\x1e" "3", 3) == "polling payload holds more than 3 packets (packet 4 starts at byte 6)");
