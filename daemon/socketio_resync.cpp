@@ -29,6 +29,9 @@ void SocketIoServer::resync(const std::string& reason, Lsn lost_after, const std
         Session* s = m.find(id);
         if (!s || s->closing || s->phase != Phase::Connected) continue;
         m.send_packet(*s, packet);
+        // Not resumable: its reconnect must be a fresh session, whatever offset it presents.
+        if (!s->pid.empty()) m.by_pid.erase(s->pid);
+        s->pid.clear();
         m.close(*s, close_code::kResync, "resync", CloseCause::Resync);
         ++told;
     }

@@ -84,6 +84,7 @@ dtest('poison pill from a LOGIN-only role: its transaction fails closed, the nex
   // A restart re-reads nothing that crashes it: still streaming, still delivering.
   assert.equal((await d.terminate()).code, 0);
   const again = await startDaemon({ cluster, secret: SECRET, slot: 'poison', name: 'poison', port });
+  await waitUntil(() => c.joined === 2, { timeoutMs: 20_000, what: 'the client to join again after the restart' });
   await insert('after-restart');
   await waitUntil(() => c.events.includes('after-restart'), { timeoutMs: 20_000, what: 'an event after the restart' });
   assert.ok(again.running);
