@@ -355,10 +355,8 @@
     return;
   }
 
-  const socket = window.io(location.origin, {
-    transports: ['websocket'],
-    auth: { token: cfg.token },
-  });
+  // Default options: long-polling first, then the upgrade to WebSocket.
+  const socket = window.io(location.origin, { auth: { token: cfg.token } });
   let everConnected = false;
 
   socket.on('connect', () => {
