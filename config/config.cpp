@@ -1,4 +1,4 @@
-// Loads the routing config (SPEC §4) from TOML and parses room templates.
+// Loads the daemon config from TOML and parses room templates.
 // Pure apart from load_config's one file read; called once at start-up, from one thread.
 #include "config/config.hpp"
 

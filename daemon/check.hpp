@@ -1,5 +1,5 @@
 // `walcast check`: validates the config and the database it points at, and prints each
-// problem with the exact SQL or config line that fixes it (SPEC §7). Main thread.
+// problem with the exact SQL or config line that fixes it. Main thread.
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// `walcast replay`: what a recorded wal2json stream would emit (SPEC §7). Main thread only.
+// `walcast replay`: what a recorded wal2json stream would emit Main thread only.
 #pragma once
 
 #include <string>

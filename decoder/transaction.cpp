@@ -130,7 +130,7 @@ std::optional<Error> TransactionAssembler::feed(const Change& change) {
         return std::nullopt;
     }
     case Action::Message: {
-        // Rule 4: a non-transactional message never sets context.
+        // A non-transactional message never sets context.
         if (!change.transactional || change.prefix != prefix_) return std::nullopt;
         if (!open_) return Error{"transactional message outside a transaction"};
         Lsn at = change.lsn.value_or(Lsn{});

@@ -1,4 +1,4 @@
-// The transaction assembler: applies SPEC §3 rules 1-5 to a stream of decoded wal2json lines
+// The transaction assembler: applies the emit-context rules to a stream of decoded wal2json lines
 // and hands each row change, with the emit context in force, to a TransactionSink.
 // It keeps only the current context and a verdict, never the transaction's rows, so its
 // memory does not grow with transaction size. Pure; owned by one thread.
@@ -22,7 +22,7 @@ struct TransactionInfo {
     std::string committed_at; // ISO 8601 UTC, e.g. "2026-11-26T03:11:59.981011Z"
 };
 
-// Why a whole transaction emits nothing. Rule 3 (skip) and rule 5 (malformed context)
+// Why a whole transaction emits nothing. A skip and a malformed context
 // suppress every change of the transaction, including those before the message.
 enum class Suppression : std::uint8_t {
     None,
@@ -53,7 +53,7 @@ public:
                             const Error* error) {
         (void)message, (void)context, (void)error;
     }
-    // A row change or TRUNCATE. `context` is null when none is in force (rule 1);
+    // A row change or TRUNCATE. `context` is null when none is in force (nothing emits);
     // `so_far` already says whether the transaction is suppressed.
     virtual void on_change(const Change& change, const EmitContext* context,
                            const Verdict& so_far) = 0;

@@ -1,5 +1,5 @@
 // The router: turns the assembler's row changes plus the config into Socket.IO events
-// (SPEC §4-5). It buffers one transaction's events and hands them to an EventSink at
+// named in the config. It buffers one transaction's events and hands them to an EventSink at
 // commit; past max_events_per_transaction it coalesces them into one bulk event per
 // (room, event name), so memory stays bounded whatever the transaction's size.
 // Pure: no sockets, no logging, no clock. Owned by one thread.
@@ -27,11 +27,11 @@ struct Event {
 // What became of one change, for --explain and for drop counters.
 enum class Fate : std::uint8_t {
     Emitted,           // an event (possibly coalesced into a bulk event)
-    NoContext,         // rule 1
-    Suppressed,        // rules 3 and 5: the transaction's verdict silenced it
-    NotRouted,         // rule 6: table not in the config
+    NoContext,         // no context in force
+    Suppressed,        // skipEmit, a malformed context or a bad line silenced its transaction
+    NotRouted,         // table not in the config
     RoomUnresolved,    // every room template failed to resolve
-    Truncate,          // rule 6
+    Truncate,          // TRUNCATE emits nothing
 };
 
 struct ChangeOutcome {

@@ -630,7 +630,7 @@ TEST_SUITE("load_config") {
 }
 
 TEST_SUITE("examples/walcast.toml") {
-    TEST_CASE("routes the reference schema as SPEC §4 says") {
+    TEST_CASE("routes the reference schema as the original ORM hooks did") {
         auto loaded = load_config(std::string(WALCAST_SOURCE_DIR) + "/examples/walcast.toml");
         INFO((loaded.ok() ? std::string() : loaded.error().message));
         REQUIRE(loaded.ok());

@@ -1,4 +1,4 @@
-// The transaction assembler: SPEC §3 rules 1-5, stream structure errors, ISO timestamps.
+// The transaction assembler: the emit-context rules, stream structure errors, ISO timestamps.
 // A recording sink stands in for the router.
 #include <doctest/doctest.h>
 
@@ -86,7 +86,7 @@ const char* kU2 = R"({"actorUserId":"u2","projectId":"p2"})";
 }  // namespace
 
 TEST_SUITE("transaction") {
-    TEST_CASE("rule 1: no context message, changes come without context") {
+    TEST_CASE("no context message, changes come without context") {
         RecordingSink sink;
         TransactionAssembler a("walcast", sink);
         for (const Change& c : {begin(1), row("Task"), commit(1)}) CHECK_FALSE(a.feed(c));
@@ -97,7 +97,7 @@ TEST_SUITE("transaction") {
         CHECK(sink.commits[0].committed_at == "2026-11-26T03:11:59.981011Z");
     }
 
-    TEST_CASE("rule 2: a context applies to later changes; a later one takes over") {
+    TEST_CASE("a context applies to later changes; a later one takes over") {
         RecordingSink sink;
         TransactionAssembler a("walcast", sink);
         for (const Change& c : {begin(1), row("Before"), message(kU1), row("A"), message(kU2), row("B"), commit(1)})
@@ -120,7 +120,7 @@ TEST_SUITE("transaction") {
         CHECK_FALSE(sink.changes[1].had_context);
     }
 
-    TEST_CASE("rule 3: skipEmit anywhere suppresses the whole transaction, earlier changes too") {
+    TEST_CASE("skipEmit anywhere suppresses the whole transaction, earlier changes too") {
         RecordingSink sink;
         TransactionAssembler a("walcast", sink);
         for (const Change& c : {begin(1), message(kU1), row("A"),
@@ -135,7 +135,7 @@ TEST_SUITE("transaction") {
         CHECK(sink.changes[2].suppressed_so_far);  // a later context does not lift the skip
     }
 
-    TEST_CASE("rule 4: a non-transactional message never sets context; other prefixes are ignored") {
+    TEST_CASE("a non-transactional message never sets context; other prefixes are ignored") {
         RecordingSink sink;
         TransactionAssembler a("walcast", sink);
         CHECK_FALSE(a.feed(message(kU1, false)));  // outside any transaction: fine, ignored
@@ -153,7 +153,7 @@ TEST_SUITE("transaction") {
         CHECK(sink.changes[0].actor == "u2");
     }
 
-    TEST_CASE("rule 5: a malformed context fails the transaction closed") {
+    TEST_CASE("a malformed context fails the transaction closed") {
         for (const char* bad : {R"({"projectId":"p1"})", "not json", R"({"actorUserId":1})", "[]"}) {
             RecordingSink sink;
             TransactionAssembler a("walcast", sink);

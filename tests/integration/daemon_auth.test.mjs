@@ -1,4 +1,4 @@
-// walcast run, Socket.IO CONNECT (SPEC §6, issue 3 "Connect"): a valid HS256 token connects
+// walcast run, Socket.IO CONNECT: a valid HS256 token connects
 // with transports: ["websocket"] and lands in user:<sub> and tenant:<tenantId>; missing,
 // malformed, wrong-signature, alg none, RS256-labelled, expired (and other invalid) tokens get
 // connect_error "unauthorized" and nothing else, while an already connected client keeps
@@ -41,7 +41,7 @@ before(async () => {
   cluster = await startAppCluster({ setupSql: `
 INSERT INTO "Project" (id, "tenantId", name) VALUES ('p1', 'acme', 'Apollo'), ('p2', 'acme', 'Borealis'),
   ('pe', 'evil', 'Evil plans');` });
-  // The file holds another secret: the environment must win (SPEC §4 comment, §6).
+  // The file holds another secret: the environment must win.
   const secretFile = join(work(), 'auth-file.key');
   writeFileSync(secretFile, FILE_SECRET);
   const port = await freePort();
@@ -81,7 +81,7 @@ INSERT INTO "NoteCategory" (id, "tenantId", name) VALUES ('cat-auth', 'acme', 'G
   await watcher.waitEvent((e) => e.name === 'noteCategory:created' && e.payload?.id === 'cat-auth',
     { what: 'noteCategory:created in tenant:acme' });
 
-  // The raw handshake: Engine.IO open packet as SPEC §6, then 40{"sid":..}.
+  // The raw handshake: the Engine.IO open packet, then 40{"sid":..}.
   const raw = await RawClient.open(daemon.wsUrl, { label: 'raw-valid' });
   const open = await raw.openPacket();
   assert.equal(typeof open.sid, 'string');

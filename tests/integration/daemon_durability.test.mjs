@@ -1,4 +1,4 @@
-// walcast run, durability and lifecycle (issue 3 "Durability", "/healthz", "/metrics",
+// walcast run, durability and lifecycle ("Durability", "/healthz", "/metrics",
 // "Lifecycle"): kill -9 while transactions commit, write while it is down, restart with
 // --record: the old process's deliveries plus the new process's record cover every committed
 // transaction, and confirmed_flush_lsn never passed an undispatched transaction. SIGTERM:

@@ -1,4 +1,4 @@
-// walcast run against hostile clients (issue 3 "Hostile clients", SPEC §6, §8), each while a
+// walcast run against hostile clients, each while a
 // good socket.io client keeps receiving a steady stream of events: a client that never reads
 // is closed with 4008 once its send buffer passes 1 MiB; a 200 KiB frame -> 1009; garbage
 // (non-Socket.IO text, binary frames, an EVENT before CONNECT, reserved event names, bad

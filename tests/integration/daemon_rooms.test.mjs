@@ -1,6 +1,6 @@
-// walcast run, routing to rooms (issue 3 "Rooms", "No events for", "Order"): every model of
+// walcast run, routing to rooms ("Rooms", "No events for", "Order"): every model of
 // the reference schema, written through walcast.set_context, reaches exactly the rooms of the
-// SPEC §4 table with the SPEC §5 payload; tenant isolation; nothing for no context, skip_emit,
+// reference schema with its full event payload; tenant isolation; nothing for no context, skip_emit,
 // rollback, untracked or unrouted tables, TRUNCATE, malformed context (each counted in
 // /metrics); 1,000 transactions from 4 concurrent writers arrive in commit order.
 //
@@ -88,7 +88,7 @@ COMMIT;`);
     { timeoutMs: 20_000, what: `raw client: fence ${k}` });
 }
 
-// The SPEC §5 payload of every spec, from the capture.
+// The event payload of every spec, from the capture.
 async function expectedEvents() {
   await capture.read();
   const used = new Map();
@@ -190,7 +190,7 @@ dtest('join-project: acme member allowed, evil refused; unknown events get an er
   assert.deepEqual(await E.ack('no-such-event', 1), { ok: false, error: 'unknown event' });
 });
 
-dtest('every model reaches exactly the rooms of the SPEC table with the SPEC §5 payload', async () => {
+dtest('every model reaches exactly the rooms of its config with the full event payload', async () => {
   const u1p1 = ctx('u1', 'p1', 'acme');
   await sql(`BEGIN; ${ctxSql('u1', 'p1', 'acme')}
 INSERT INTO "Task" (id, "projectId", title, position, estimate) VALUES ('t1', 'p1', 'First', 9007199254740993, 12345678.90);

@@ -1,4 +1,4 @@
-// Gapless reconnect (issue 5): socket.io-client's connection-state recovery against the real
+// Gapless reconnect: socket.io-client's connection-state recovery against the real
 // daemon, through a TCP proxy this test owns and cuts, and across daemon restarts (SIGTERM
 // and kill -9). Every client must end with every event of its rooms exactly once, in
 // commit order, with socket.recovered === true after each reconnect.

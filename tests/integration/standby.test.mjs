@@ -1,4 +1,4 @@
-// Two walcast instances on one slot (issue 3: "a slot held by another consumer at start-up
+// Two walcast instances on one slot ("a slot held by another consumer at start-up
 // is retried the same way; that is how a standby instance waits its turn"). The standby
 // serves /healthz 503 and streams nothing while the primary holds the slot; when the primary
 // dies (kill -9) the standby takes the slot over by itself and its clients receive every

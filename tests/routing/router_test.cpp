@@ -127,7 +127,7 @@ payload = ["taskId", "userId", "n"]
 }  // namespace
 
 TEST_SUITE("router") {
-    TEST_CASE("event payload: every field of SPEC §5, in order") {
+    TEST_CASE("event payload: every field, in order") {
         Pipeline p(config_from(kRoutes));
         p.feed({B(735), M(kCtx),
                 I("Task", col("id", "\"t1\"") + "," + col("projectId", "\"p1\"") + "," + col("title", "\"hello\"") + "," +

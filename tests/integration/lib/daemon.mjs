@@ -1,4 +1,4 @@
-// Helpers for the live-daemon integration tests (issue 3): a test database with the reference
+// Helpers for the live-daemon integration tests: a test database with the reference
 // schema, a config for it, the `walcast run` process (log file, /healthz, /metrics, RSS,
 // kill -9, SIGTERM), HS256 tokens minted with node:crypto (and forged ones), socket.io-client
 // and raw `ws` clients, background writers and an independent wal2json capture to derive the
@@ -38,7 +38,7 @@ export const SOURCE_DIR = process.env.WALCAST_SOURCE_DIR
 export const WALCAST_BIN = process.env.WALCAST_BIN ?? join(SOURCE_DIR, 'build', 'walcast');
 export const DB = 'app';
 
-// The tables examples/walcast.toml routes (SPEC §4 table).
+// The tables examples/walcast.toml routes.
 export const ROUTED_TABLES = ['Task', 'Comment', 'TimeEntry', 'File', 'Note', 'Notification',
   'NoteCategory', 'Project', 'Invitation', 'Membership'];
 
@@ -755,7 +755,7 @@ export function closeAllClients() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Expected events (SPEC §5) from the capture.
+// Expected events (model, operation, id, rooms, payload) from the capture.
 
 export function eventIdKey(eventId) {
   const m = /^([0-9A-F]+\/[0-9A-F]+):(\d+)$/.exec(String(eventId));

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 const DEFAULT_BINDIR = '/usr/lib/postgresql/15/bin';
 
-// The four options the daemon sends on START_REPLICATION (SPEC §2, §7).
+// The four options the daemon sends on START_REPLICATION (and replay reads).
 export const WAL2JSON_OPTIONS = {
   'format-version': '2',
   'include-xids': '1',
