@@ -14,7 +14,7 @@ import {
   DB, dtest, startAppCluster, startDaemon, token, IoClient, closeAllClients, killAllDaemons, waitUntil,
   startWriter, sleep, compareEventIds, within, dropSlot, micros, PsqlSession,
 } from './lib/daemon.mjs';
-import { percentile, startProxy } from './lib/adversary.mjs';
+import { metricOr0, percentile, startProxy } from './lib/adversary.mjs';
 
 const require = createRequire(import.meta.url);
 const { io } = require('socket.io-client');
@@ -181,12 +181,6 @@ dtest('ping flood from 50 connections for 10 s: RSS bounded, the good client get
 
 // ---------------------------------------------------------------------------------------
 // Recovering clients (socket.io-client with reconnection and connection-state recovery on).
-
-// A metric as a Number, or 0 when this daemon does not export it.
-async function metricOr0(daemon, name) {
-  const m = await daemon.metrics();
-  return m.has(name) ? Number(m.get(name)) : 0;
-}
 
 // socket.io-client with its defaults for reconnection and recovery (a short delay, so the test
 // does not wait), WebSocket only. Joins `projects` on every connect that is not a recovery,

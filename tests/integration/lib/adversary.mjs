@@ -165,3 +165,9 @@ export function startProxy(targetPort) {
     },
   })));
 }
+
+// A daemon metric as a Number, or 0 when this daemon does not export it (an older binary).
+export async function metricOr0(daemon, name) {
+  const m = await daemon.metrics();
+  return m.has(name) ? Number(m.get(name)) : 0;
+}

@@ -1,0 +1,218 @@
+// Fair shares and protocol abuse, against the real daemon and PostgreSQL: one user's
+// connections, access checks and resumable sessions are capped so that other users are
+// served (limits.max_connections_per_user, max_access_checks_per_user,
+// max_detached_per_user); a join refused for load says "busy", one refused by the database
+// says "forbidden"; a second Socket.IO CONNECT, also one sent while a resume is being
+// checked, is a protocol error and never accepts a session twice.
+
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  dtest, startAppCluster, token, IoClient, RawClient, closeAllClients, killAllDaemons, waitUntil, sleep, dropSlot,
+  within,
+} from './lib/daemon.mjs';
+import { metricOr0, startDaemonWith } from './lib/adversary.mjs';
+
+const SECRET = 'walcast-adversary-limits-secret-32-bytes';
+const HOG_PROJECTS = 400;
+// project_access_sql that takes 200 ms per check.
+const SLOW_ACCESS_SQL = 'SELECT 1 FROM "Project" WHERE id = $1 AND "tenantId" = $2 AND pg_sleep(0.2) IS NOT NULL';
+
+let cluster;
+
+before(async () => {
+  cluster = await startAppCluster({ setupSql: `
+INSERT INTO "Project" (id, "tenantId", name) SELECT 'pa' || g, 'acme', 'acme ' || g FROM generate_series(1, ${HOG_PROJECTS}) g;
+INSERT INTO "Project" (id, "tenantId", name) VALUES ('pb', 'beta', 'Beta'), ('pz', 'zeta', 'Zeta'), ('pr', 'acme', 'Resume');` });
+});
+
+after(async () => {
+  closeAllClients();
+  await killAllDaemons();
+  await cluster?.stop();
+});
+
+const auth = (sub, tenantId = 'acme') => ({ token: token(SECRET, { sub, tenantId }) });
+
+// A raw client past CONNECT; returns it with the CONNECT reply ({sid, pid}).
+async function rawConnected(daemon, label, sub, tenantId) {
+  const c = await RawClient.open(daemon.wsUrl, { label });
+  const answer = await c.connect(auth(sub, tenantId));
+  assert.match(answer, /^40\{"sid":/, `${label}: CONNECT accepted (${answer})`);
+  c.reply = JSON.parse(answer.slice(2));
+  return c;
+}
+
+async function stop(daemon, slot) {
+  closeAllClients();
+  const r = await daemon.terminate();
+  assert.equal(r.code, 0);
+  await dropSlot(cluster, slot);
+}
+
+dtest('limits.max_connections_per_user = 5: the 6th CONNECT gets "too many connections"; another user connects', async (t) => {
+  const slot = 'walcast_per_user';
+  const daemon = await startDaemonWith({ cluster, secret: SECRET, slot, name: 'per-user',
+    sections: { limits: { max_connections_per_user: 5 } } });
+  const mine = [];
+  for (let i = 0; i < 5; i++) mine.push(await IoClient.connect(daemon.url, auth('many').token, { label: `many-${i}` }));
+
+  const extra = await RawClient.open(daemon.wsUrl, { label: 'many-raw' });
+  assert.equal(await extra.connect(auth('many')), '44{"message":"too many connections"}');
+  const viaIo = await IoClient.attempt(daemon.url, auth('many'), { label: 'many-io', timeoutMs: 5000 });
+  viaIo.client.close();
+  assert.equal(viaIo.ok, false);
+  assert.equal(viaIo.error, 'too many connections');
+
+  // Another user is unaffected, and so are the five.
+  const other = await IoClient.connect(daemon.url, auth('someone-else').token, { label: 'other' });
+  assert.deepEqual(await other.join('pa1'), { ok: true });
+  for (const c of mine) assert.equal(c.socket.connected, true);
+
+  // A connection that leaves makes room for one more.
+  mine.pop().close();
+  const again = await waitUntil(async () => {
+    const r = await IoClient.attempt(daemon.url, auth('many'), { label: 'many-again', timeoutMs: 3000 });
+    if (!r.ok) r.client.close();
+    return r.ok ? r.client : null;
+  }, { timeoutMs: 10_000, what: 'a 5th connection after one left' });
+  assert.equal(again.socket.connected, true);
+  const refusals = await daemon.metric('walcast_user_connection_refusals_total');
+  t.diagnostic(`walcast_user_connection_refusals_total ${refusals}`);
+  assert.ok(refusals >= 2, `walcast_user_connection_refusals_total ${refusals}`);
+  await stop(daemon, slot);
+});
+
+dtest('access checks: one user flooding join-project gets "busy" for its excess; another tenant\'s join is answered ok within seconds; a foreign project is "forbidden"', async (t) => {
+  const slot = 'walcast_access';
+  const daemon = await startDaemonWith({ cluster, secret: SECRET, slot, name: 'access',
+    sections: { auth: { project_access_sql: SLOW_ACCESS_SQL }, limits: { max_access_checks_per_user: 4 } } });
+  const other = await IoClient.connect(daemon.url, auth('bee', 'beta').token, { label: 'bee' });
+
+  // The hog: 10 connections, 16 joins each (a client's own cap on checks in flight), all at once.
+  const CONNECTIONS = 10;
+  const PER_CONNECTION = 16;
+  const hogs = [];
+  for (let i = 0; i < CONNECTIONS; i++) hogs.push(await rawConnected(daemon, `hog-${i}`, 'hog'));
+  const busyBefore = await metricOr0(daemon, 'walcast_project_joins_busy_total');
+  let n = 0;
+  const sentAt = Date.now();
+  for (const h of hogs) {
+    for (let j = 0; j < PER_CONNECTION; j++) h.send(`42${h.nextAck++}${JSON.stringify(['join-project', `pa${++n}`])}`);
+  }
+  // Meanwhile a user of another tenant joins its project.
+  const otherStart = Date.now();
+  const otherAnswer = await other.join('pb', 20_000);
+  const otherMs = Date.now() - otherStart;
+
+  const acks = (h) => h.texts().filter((x) => /^43\d+\[/.test(x)).map((x) => JSON.parse(x.replace(/^43\d+/, ''))[0]);
+  await waitUntil(() => hogs.every((h) => acks(h).length >= PER_CONNECTION),
+    { timeoutMs: 60_000, what: `answers to all ${n} hog joins` });
+  const answers = hogs.flatMap(acks);
+  const count = (pred) => answers.filter(pred).length;
+  const ok = count((a) => a?.ok === true);
+  const busy = count((a) => a?.ok === false && a.error === 'busy');
+  const forbidden = count((a) => a?.ok === false && a.error === 'forbidden');
+  t.diagnostic(`hog: ${n} joins, all answered ${Date.now() - sentAt} ms after the first was sent: ${ok} ok, ${busy} busy, ${forbidden} forbidden, ` +
+    `${answers.length - ok - busy - forbidden} other; bee's join answered ${JSON.stringify(otherAnswer)} in ${otherMs} ms`);
+
+  assert.deepEqual(otherAnswer, { ok: true }, 'the other tenant\'s join');
+  assert.ok(otherMs <= 3000, `the other tenant's join took ${otherMs} ms behind the hog's queue`);
+  assert.equal(forbidden, 0, 'a join refused for load must say "busy", never "forbidden"');
+  assert.equal(ok + busy, n, `every hog answer is ok or busy: ${JSON.stringify(answers.filter((a) => a?.ok !== true && a?.error !== 'busy'))}`);
+  assert.ok(ok >= 1, 'the hog\'s first joins are checked and allowed');
+  assert.ok(busy >= n - 4 * 4, `${busy} busy of ${n}: more than a few of the hog's checks were queued`);
+  assert.ok(await metricOr0(daemon, 'walcast_project_joins_busy_total') - busyBefore >= busy, 'busy answers counted');
+
+  // Busy is not forbidden: once the queue drains, the same user joins a project it refused as busy.
+  const h = hogs[0];
+  const retried = await h.emitWithAck('join-project', `pa${HOG_PROJECTS}`, { timeoutMs: 10_000 });
+  assert.deepEqual(retried, [{ ok: true }]);
+  // A project of another tenant is forbidden, for either user.
+  assert.deepEqual(await other.join('pz'), { ok: false, error: 'forbidden' });
+  assert.deepEqual(await h.emitWithAck('join-project', 'pb', { timeoutMs: 10_000 }), [{ ok: false, error: 'forbidden' }]);
+  assert.deepEqual(await other.join('pa1'), { ok: false, error: 'forbidden' });
+  await stop(daemon, slot);
+});
+
+dtest('limits.max_detached_per_user = 2: of 5 dropped sessions only the 2 newest resume; the others are counted as evicted', async (t) => {
+  const slot = 'walcast_detached';
+  const daemon = await startDaemonWith({ cluster, secret: SECRET, slot, name: 'detached',
+    sections: { limits: { max_detached_per_user: 2 } } });
+  const evictedBefore = await daemon.metric('walcast_detached_evicted_total');
+  const sessions = [];
+  for (let i = 0; i < 5; i++) sessions.push(await rawConnected(daemon, `drop-${i}`, 'dropper'));
+  assert.ok(sessions.every((s) => s.reply.pid), 'every CONNECT reply carries a pid');
+  // Dropped one at a time (no close frame, no Socket.IO DISCONNECT: resumable), oldest first.
+  for (let i = 0; i < 5; i++) {
+    sessions[i].close();
+    await waitUntil(async () => await daemon.metric('walcast_clients') === 4 - i, { what: `drop ${i} seen by the daemon` });
+  }
+  await waitUntil(async () => await daemon.metric('walcast_detached_sessions') === 2,
+    { what: 'two detached sessions kept' });
+  const evicted = await daemon.metric('walcast_detached_evicted_total') - evictedBefore;
+
+  const resumed = [];
+  for (let i = 0; i < 5; i++) {
+    const c = await RawClient.open(daemon.wsUrl, { label: `resume-${i}` });
+    const answer = await c.connect({ ...auth('dropper'), pid: sessions[i].reply.pid });
+    assert.match(answer, /^40\{"sid":/, `resume ${i}: ${answer}`);
+    const reply = JSON.parse(answer.slice(2));
+    // socket.io-client's `recovered`: the reply carries the pid it presented (and the old sid).
+    resumed.push(reply.pid === sessions[i].reply.pid && reply.sid === sessions[i].reply.sid);
+  }
+  t.diagnostic(`resumed (oldest first): ${JSON.stringify(resumed)}; walcast_detached_evicted_total +${evicted}`);
+  assert.deepEqual(resumed, [false, false, false, true, true]);
+  assert.equal(evicted, 3);
+  await stop(daemon, slot);
+});
+
+dtest('a second CONNECT is a protocol error (1002), also while a resume is being checked; the session is accepted once', async (t) => {
+  const slot = 'walcast_second_connect';
+  const daemon = await startDaemonWith({ cluster, secret: SECRET, slot, name: 'second-connect',
+    sections: { auth: { project_access_sql: SLOW_ACCESS_SQL.replace('0.2', '1') } } });
+
+  // Twice on a fresh connection.
+  const errorsBefore = await daemon.metric('walcast_protocol_errors_total');
+  const twice = await RawClient.open(daemon.wsUrl, { label: 'twice' });
+  await twice.openPacket();
+  twice.send(`40${JSON.stringify(auth('twice'))}`);
+  twice.send(`40${JSON.stringify(auth('twice'))}`);
+  const closed = await within(twice.closed, 10_000);
+  assert.ok(closed, `not closed; frames ${JSON.stringify(twice.texts())}`);
+  assert.equal(closed.code, 1002, `close code (reason "${closed.reason}")`);
+  assert.equal(twice.texts().filter((x) => x.startsWith('40')).length, 1, 'one CONNECT reply');
+  assert.equal(await daemon.metric('walcast_protocol_errors_total') - errorsBefore, 1);
+
+  // A session in project pr (its access check takes 1 s), dropped.
+  const first = await rawConnected(daemon, 'resumable', 'resumer');
+  assert.deepEqual(await first.emitWithAck('join-project', 'pr'), [{ ok: true }]);
+  first.close();
+  await waitUntil(async () => await daemon.metric('walcast_detached_sessions') === 1, { what: 'the session detached' });
+
+  // Its pid presented, then a second CONNECT while pr is being checked again.
+  const recoveriesBefore = await daemon.metric('walcast_recoveries_total');
+  const resume = { ...auth('resumer'), pid: first.reply.pid };
+  const racer = await RawClient.open(daemon.wsUrl, { label: 'racer' });
+  await racer.openPacket();
+  racer.send(`40${JSON.stringify(resume)}`);
+  racer.send(`40${JSON.stringify(resume)}`);
+  const racerClosed = await within(racer.closed, 10_000);
+  await sleep(1500);  // the access check the first CONNECT started is answered meanwhile
+  t.diagnostic(`racer: closed ${racerClosed?.code} "${racerClosed?.reason}", frames ${JSON.stringify(racer.texts())}`);
+  assert.ok(racerClosed, 'the racer was not closed');
+  assert.equal(racerClosed.code, 1002, `close code (reason "${racerClosed.reason}")`);
+  assert.deepEqual(racer.texts().filter((x) => x.startsWith('40') || x.startsWith('44')), [],
+    'no CONNECT reply on a connection closed for a protocol error');
+  assert.equal(await daemon.metric('walcast_protocol_errors_total') - errorsBefore, 2);
+  assert.equal(await daemon.metric('walcast_recoveries_total'), recoveriesBefore, 'no resume completed');
+
+  // The session is still resumable, once.
+  const later = await RawClient.open(daemon.wsUrl, { label: 'later' });
+  const answer = await later.connect(resume);
+  assert.equal(answer, `40${JSON.stringify({ sid: first.reply.sid, pid: first.reply.pid })}`, 'resumed with its sid and pid');
+  assert.equal(await daemon.metric('walcast_recoveries_total') - recoveriesBefore, 1);
+  assert.equal(await daemon.metric('walcast_clients'), 1);
+  await stop(daemon, slot);
+});
