@@ -216,3 +216,30 @@ dtest('a second CONNECT is a protocol error (1002), also while a resume is being
   assert.equal(await daemon.metric('walcast_clients'), 1);
   await stop(daemon, slot);
 });
+
+dtest('a session in more project rooms than max_access_checks_per_user still resumes (its rooms are checked again within the cap)', async (t) => {
+  const slot = 'walcast_resume_many_rooms';
+  const CAP = 4;
+  const ROOMS = 10;
+  const daemon = await startDaemonWith({ cluster, secret: SECRET, slot, name: 'resume-rooms',
+    sections: { limits: { max_access_checks_per_user: CAP } } });
+  const first = await rawConnected(daemon, 'many-rooms', 'roomy');
+  for (let i = 1; i <= ROOMS; i++) {
+    assert.deepEqual(await first.emitWithAck('join-project', `pa${i}`), [{ ok: true }], `join pa${i}`);
+  }
+  first.close();
+  await waitUntil(async () => await daemon.metric('walcast_detached_sessions') === 1, { what: 'the session detached' });
+  await cluster.psql(Array.from({ length: ROOMS }, (_, i) => `BEGIN; SELECT walcast.set_context('w', 'pa${i + 1}', 'acme');
+INSERT INTO "Task" (id, "projectId", title) VALUES ('away-${i + 1}', 'pa${i + 1}', 'x'); COMMIT;`).join('\n'), { db: 'app' });
+  await waitUntil(async () => await daemon.metric('walcast_events_total') >= ROOMS, { what: 'the events published' });
+
+  const again = await RawClient.open(daemon.wsUrl, { label: 'many-rooms-again' });
+  const answer = await again.connect({ ...auth('roomy'), pid: first.reply.pid });
+  await waitUntil(() => again.events().length >= ROOMS, { timeoutMs: 5000 }).catch(() => {});
+  const got = again.events().map((e) => e.payload.id).sort();
+  t.diagnostic(`resume of a session in ${ROOMS} rooms with max_access_checks_per_user = ${CAP}: ${answer}; ` +
+    `${got.length} missed events replayed`);
+  assert.equal(answer, `40${JSON.stringify({ sid: first.reply.sid, pid: first.reply.pid })}`, 'resumed with its sid and pid');
+  assert.deepEqual(got, Array.from({ length: ROOMS }, (_, i) => `away-${i + 1}`).sort(), 'the missed events of every room');
+  await stop(daemon, slot);
+});
