@@ -243,3 +243,32 @@ INSERT INTO "Task" (id, "projectId", title) VALUES ('away-${i + 1}', 'pa${i + 1}
   assert.deepEqual(got, Array.from({ length: ROOMS }, (_, i) => `away-${i + 1}`).sort(), 'the missed events of every room');
   await stop(daemon, slot);
 });
+
+dtest('a resume waits its turn while the same user\'s other connection keeps the access-check queue full, then resumes', async (t) => {
+  const slot = 'walcast_resume_busy';
+  const CAP = 4;
+  const ROOMS = 6;
+  const daemon = await startDaemonWith({ cluster, secret: SECRET, slot, name: 'resume-busy',
+    sections: { auth: { project_access_sql: SLOW_ACCESS_SQL }, limits: { max_access_checks_per_user: CAP } } });
+  const first = await rawConnected(daemon, 'busy-rooms', 'busy-user');
+  for (let i = 1; i <= ROOMS; i++) {
+    assert.deepEqual(await first.emitWithAck('join-project', `pa${i}`), [{ ok: true }], `join pa${i}`);
+  }
+  first.close();
+  await waitUntil(async () => await daemon.metric('walcast_detached_sessions') === 1, { what: 'the session detached' });
+
+  // The same user's other tab fills its queue (4 checks of 200 ms, 12 more answered busy)...
+  const tab = await rawConnected(daemon, 'other-tab', 'busy-user');
+  for (let j = 0; j < 16; j++) tab.send(`42${tab.nextAck++}${JSON.stringify(['join-project', `pa${100 + j}`])}`);
+  await waitUntil(() => tab.texts().filter((x) => x.includes('"busy"')).length >= 16 - CAP,
+    { what: 'the other tab\'s excess joins answered busy' });
+  // ...and the dropped session comes back meanwhile.
+  const start = Date.now();
+  const again = await RawClient.open(daemon.wsUrl, { label: 'busy-rooms-again' });
+  const answer = await again.connect({ ...auth('busy-user'), pid: first.reply.pid });
+  const ms = Date.now() - start;
+  t.diagnostic(`resume of ${ROOMS} rooms behind a full queue (cap ${CAP}, 200 ms checks): ${answer} after ${ms} ms`);
+  assert.equal(answer, `40${JSON.stringify({ sid: first.reply.sid, pid: first.reply.pid })}`, 'resumed with its sid and pid');
+  assert.ok(ms < 10_000, `the resume took ${ms} ms`);
+  await stop(daemon, slot);
+});
