@@ -70,14 +70,20 @@ void SocketIoServer::Impl::detach(Session& s) {
     sessions_changed = true;
 }
 
+Session* SocketIoServer::Impl::replaced_by_resume(const Session& s, const std::string& pid, const std::string& user,
+                                                  const std::string& tenant) {
+    auto live = by_pid.find(pid);
+    if (live == by_pid.end()) return nullptr;
+    Session* old = find(live->second);
+    if (!old || old == &s || old->user != user || old->tenant != tenant || old->phase != Phase::Connected) return nullptr;
+    return old;
+}
+
 bool SocketIoServer::Impl::try_resume(Session& s, const std::string& pid, const std::optional<std::string>& offset_text) {
-    if (auto live = by_pid.find(pid); live != by_pid.end()) {
+    if (Session* old = replaced_by_resume(s, pid, s.user, s.tenant)) {
         // The old connection is not closed yet (the client saw the cut first): retire it.
-        Session* old = find(live->second);
-        if (old && old != &s && old->user == s.user && old->tenant == s.tenant && old->phase == Phase::Connected) {
-            detach(*old);
-            close(*old, close_code::kGoingAway, "replaced by a resumed connection", CloseCause::Replaced);
-        }
+        detach(*old);
+        close(*old, close_code::kGoingAway, "replaced by a resumed connection", CloseCause::Replaced);
     }
     const SessionSnapshot* snap = detached.find(pid);
     std::string why;

@@ -160,6 +160,10 @@ struct SocketIoServer::Impl : EngineHandler {
     void check_catching_up();
 
     // Recovery (socketio_resume.cpp).
+    // The live connection a resume by `s` with `pid` takes over (the client saw the cut before
+    // the daemon did), or nullptr.
+    Session* replaced_by_resume(const Session& s, const std::string& pid, const std::string& user,
+                                const std::string& tenant);
     bool try_resume(Session& s, const std::string& pid, const std::optional<std::string>& offset_text);
     void recheck_rooms(const std::shared_ptr<RoomRecheck>& r);
     void on_recheck(const std::shared_ptr<RoomRecheck>& r, const std::string& project, Access answer);

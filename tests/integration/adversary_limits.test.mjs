@@ -272,3 +272,24 @@ dtest('a resume waits its turn while the same user\'s other connection keeps the
   assert.ok(ms < 10_000, `the resume took ${ms} ms`);
   await stop(daemon, slot);
 });
+
+dtest('a user at max_connections_per_user whose reconnect arrives before its old connection is seen closed still resumes', async (t) => {
+  const slot = 'walcast_cap_resume';
+  const daemon = await startDaemonWith({ cluster, secret: SECRET, slot, name: 'cap-resume',
+    sections: { limits: { max_connections_per_user: 2 } } });
+  const a = await rawConnected(daemon, 'cap-a', 'capped');
+  const b = await rawConnected(daemon, 'cap-b', 'capped');
+  assert.deepEqual(await a.emitWithAck('join-project', 'pa1'), [{ ok: true }]);
+  // The client saw its connection die (a ping timeout on its side, a dead NAT entry) and
+  // reconnects with its pid; the daemon has not noticed yet, so `a` still counts.
+  const again = await RawClient.open(daemon.wsUrl, { label: 'cap-a-again' });
+  const answer = await again.connect({ ...auth('capped'), pid: a.reply.pid });
+  t.diagnostic(`resume at the cap: ${answer}; old connection ${JSON.stringify(await within(a.closed, 5000))}`);
+  assert.equal(answer, `40${JSON.stringify({ sid: a.reply.sid, pid: a.reply.pid })}`, 'resumed, replacing the old connection');
+  assert.ok(a.isClosed, 'the old connection was closed');
+  assert.equal(b.isClosed, false);
+  // Still two: a third is refused.
+  const c = await RawClient.open(daemon.wsUrl, { label: 'cap-c' });
+  assert.equal(await c.connect(auth('capped')), '44{"message":"too many connections"}');
+  await stop(daemon, slot);
+});
