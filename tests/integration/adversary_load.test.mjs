@@ -297,9 +297,10 @@ dtest('a client reading at a tenth of the event rate for 30 s: every event once 
   const closes4008Before = await metricOr0(daemon, 'walcast_slow_consumer_closes_total');
   const evictedBefore = await metricOr0(daemon, 'walcast_recovery_buffer_evicted_total');
 
-  // 20 rows of ~1 KB per transaction, a transaction every 100 ms. The client reads a tenth
+  // 40 rows of ~1 KB per transaction, a transaction every 100 ms (~14 MiB behind after 30 s:
+  // well past the 1 MiB send buffer and what the kernel holds). The client reads a tenth
   // of that from the start: the event size is measured on one transaction first.
-  const ROWS = 20;
+  const ROWS = 40;
   const PERIOD_MS = 100;
   const txn = (seq) => `BEGIN; ${ctx('ps')} INSERT INTO "Task" (id, "projectId", title)
     SELECT 'sr-' || lpad((${seq * ROWS} + g)::text, 7, '0'), 'ps', repeat(md5(g::text), 31) FROM generate_series(0, ${ROWS - 1}) g; COMMIT;`;
