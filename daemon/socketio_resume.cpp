@@ -5,10 +5,42 @@
 // short of that is a fresh session (recovered: false): the client refetches.
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <deque>
+
 #include "daemon/random_id.hpp"
 #include "daemon/socketio_session.hpp"
 
 namespace walcast {
+
+namespace {
+
+// A resume re-checks at most this many rooms at a time. A Busy answer (the user's check
+// queue is full) narrows that to what the queue took, and the room is asked again: a session
+// in more rooms than limits.max_access_checks_per_user still resumes.
+constexpr std::size_t kRecheckWindow = 8;
+// With none of its checks in flight and still Busy, it asks again after this, doubling.
+constexpr std::chrono::milliseconds kRecheckRetryFirst{25};
+constexpr std::chrono::milliseconds kRecheckRetryMax{400};
+
+}  // namespace
+
+// The access re-check of one resuming session's project rooms; lives as long as a check or
+// the retry timer holds it.
+struct RoomRecheck {
+    explicit RoomRecheck(boost::asio::io_context& io) : retry(io) {}
+    SessionId id = 0;
+    EventOffset from;
+    AccessRequest request;  // its project is set per check
+    std::deque<std::string> todo;
+    std::vector<std::string> allowed;
+    std::size_t in_flight = 0;
+    std::size_t window = kRecheckWindow;
+    bool denied = false;
+    std::chrono::milliseconds backoff = kRecheckRetryFirst;
+    std::chrono::steady_clock::time_point give_up_at;  // Busy until then: a fresh session
+    boost::asio::steady_timer retry;
+};
 
 SessionSnapshot SocketIoServer::Impl::snapshot(const Session& s, std::int64_t at_ms) const {
     SessionSnapshot snap;
@@ -38,14 +70,20 @@ void SocketIoServer::Impl::detach(Session& s) {
     sessions_changed = true;
 }
 
+Session* SocketIoServer::Impl::replaced_by_resume(const Session& s, const std::string& pid, const std::string& user,
+                                                  const std::string& tenant) {
+    auto live = by_pid.find(pid);
+    if (live == by_pid.end()) return nullptr;
+    Session* old = find(live->second);
+    if (!old || old == &s || old->user != user || old->tenant != tenant || old->phase != Phase::Connected) return nullptr;
+    return old;
+}
+
 bool SocketIoServer::Impl::try_resume(Session& s, const std::string& pid, const std::optional<std::string>& offset_text) {
-    if (auto live = by_pid.find(pid); live != by_pid.end()) {
+    if (Session* old = replaced_by_resume(s, pid, s.user, s.tenant)) {
         // The old connection is not closed yet (the client saw the cut first): retire it.
-        Session* old = find(live->second);
-        if (old && old != &s && old->user == s.user && old->tenant == s.tenant && old->phase == Phase::Connected) {
-            detach(*old);
-            close(*old, close_code::kGoingAway, "replaced by a resumed connection", CloseCause::Replaced);
-        }
+        detach(*old);
+        close(*old, close_code::kGoingAway, "replaced by a resumed connection", CloseCause::Replaced);
     }
     const SessionSnapshot* snap = detached.find(pid);
     std::string why;
@@ -71,49 +109,93 @@ bool SocketIoServer::Impl::try_resume(Session& s, const std::string& pid, const 
     by_pid[pid] = s.id;
 
     // Every project room is checked again; the resume completes when the last answer is in.
-    struct Checks {
-        std::size_t pending = 0;
-        std::vector<std::string> allowed;
-        bool all_allowed = true;
-    };
-    auto checks = std::make_shared<Checks>();
-    checks->pending = s.resume_projects.size();
     const EventOffset from = *offset;
-    if (checks->pending == 0) {
+    if (s.resume_projects.empty()) {
         boost::asio::post(io, [this, guard = std::weak_ptr<char>(alive), id = s.id, from] {
-            if (guard.lock()) complete_resume(id, from, {}, true);
+            if (guard.lock()) complete_resume(id, from, {}, Recheck::Allowed);
         });
         return true;
     }
-    for (const std::string& project : s.resume_projects) {
-        access.check(access_request(s, project), [this, guard = std::weak_ptr<char>(alive), id = s.id, from, checks,
-                                                  project](Access answer) {
-            if (!guard.lock()) return;
-            if (answer == Access::Allowed) checks->allowed.push_back(project);
-            else checks->all_allowed = false;
-            if (--checks->pending == 0) complete_resume(id, from, std::move(checks->allowed), checks->all_allowed);
-        });
-    }
+    auto r = std::make_shared<RoomRecheck>(io);
+    r->id = s.id;
+    r->from = from;
+    r->request = access_request(s, std::string());
+    r->todo.assign(s.resume_projects.begin(), s.resume_projects.end());
+    r->give_up_at = std::chrono::steady_clock::now() + options.connect_timeout;
+    recheck_rooms(r);
     return true;
 }
 
+// Sends the next re-checks, up to the window.
+void SocketIoServer::Impl::recheck_rooms(const std::shared_ptr<RoomRecheck>& r) {
+    Session* s = find(r->id);
+    if (!s || s->closing || s->phase != Phase::Resuming) return;  // on_close kept it resumable
+    while (!r->denied && r->in_flight < r->window && !r->todo.empty()) {
+        AccessRequest request = r->request;
+        request.project = std::move(r->todo.front());
+        r->todo.pop_front();
+        ++r->in_flight;
+        std::string project = request.project;
+        access.check(std::move(request), [this, guard = std::weak_ptr<char>(alive), r, project](Access answer) {
+            if (guard.lock()) on_recheck(r, project, answer);
+        });
+    }
+}
+
+void SocketIoServer::Impl::on_recheck(const std::shared_ptr<RoomRecheck>& r, const std::string& project,
+                                      Access answer) {
+    --r->in_flight;
+    Session* s = find(r->id);
+    if (!s || s->closing || s->phase != Phase::Resuming) return;
+    switch (answer) {
+    case Access::Allowed:
+        r->allowed.push_back(project);
+        r->backoff = kRecheckRetryFirst;
+        break;
+    case Access::Denied: r->denied = true; break;
+    case Access::Busy:
+        // The user's check queue is full (its other connections, other resumes): ask again,
+        // with no more in flight than it took.
+        r->todo.push_front(project);
+        r->window = std::max<std::size_t>(1, r->in_flight);
+        break;
+    }
+    if (r->in_flight > 0) {
+        if (answer != Access::Busy) recheck_rooms(r);
+        return;
+    }
+    if (r->denied) return complete_resume(r->id, r->from, {}, Recheck::Denied);
+    if (r->todo.empty()) return complete_resume(r->id, r->from, std::move(r->allowed), Recheck::Allowed);
+    if (answer != Access::Busy) return recheck_rooms(r);
+    // Nothing of ours in flight and still busy: the queue is someone else's; wait a little.
+    if (std::chrono::steady_clock::now() + r->backoff >= r->give_up_at)
+        return complete_resume(r->id, r->from, {}, Recheck::Busy);
+    r->retry.expires_after(r->backoff);
+    r->backoff = std::min(r->backoff * 2, kRecheckRetryMax);
+    r->retry.async_wait([this, guard = std::weak_ptr<char>(alive), r](const boost::system::error_code& ec) {
+        if (!ec && guard.lock()) recheck_rooms(r);
+    });
+}
+
 void SocketIoServer::Impl::complete_resume(SessionId id, const EventOffset& offset, std::vector<std::string> allowed,
-                                           bool all_allowed) {
+                                           Recheck recheck) {
     Session* s = find(id);
     if (!s || s->closing || s->phase != Phase::Resuming) return;  // on_close kept it resumable
     if (replaying) {
         // The buffer is still being rebuilt up to what the previous process sent: later.
-        deferred_resumes.push_back(DeferredResume{id, offset, std::move(allowed), all_allowed});
+        deferred_resumes.push_back(DeferredResume{id, offset, std::move(allowed), recheck});
         return;
     }
-    if (!all_allowed || !buffer.covers(offset)) {
-        // A room did not pass its check again, or the window passed meanwhile: a fresh
-        // session, so the client rejoins (and learns about the room) and refetches.
+    if (recheck != Recheck::Allowed || !buffer.covers(offset)) {
+        // A room did not pass its check again (or could not be checked in time), or the
+        // window passed meanwhile: a fresh session, so the client rejoins (and learns about
+        // the room) and refetches.
         ++metrics.recovery_misses;
-        log(LogLevel::Info, *s,
-            std::string("fresh session instead of resume: ") +
-                (all_allowed ? "events after offset " + offset.str() + " left the buffer"
-                             : "a project room did not pass its access check again"));
+        const std::string why = recheck == Recheck::Denied ? "a project room did not pass its access check again"
+                                : recheck == Recheck::Busy
+                                    ? "its project rooms could not be checked again in time (access checks busy)"
+                                    : "events after offset " + offset.str() + " left the buffer";
+        log(LogLevel::Info, *s, "fresh session instead of resume: " + why);
         by_pid.erase(s->pid);
         s->pid.clear();
         s->resume_projects.clear();
@@ -186,7 +268,7 @@ void SocketIoServer::set_replaying(bool replaying) {
     if (replaying) return;
     auto waiting = std::move(impl_->deferred_resumes);
     impl_->deferred_resumes.clear();
-    for (auto& r : waiting) impl_->complete_resume(r.id, r.offset, std::move(r.allowed), r.all_allowed);
+    for (auto& r : waiting) impl_->complete_resume(r.id, r.offset, std::move(r.allowed), r.recheck);
 }
 
 bool SocketIoServer::take_sessions_changed() { return std::exchange(impl_->sessions_changed, false); }

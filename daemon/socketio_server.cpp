@@ -222,7 +222,12 @@ void SocketIoServer::Impl::on_connect(Session& s, const ClientPacket& p) {
         ++metrics.auth_failures;
         return refuse(s, why, "unauthorized");
     }
-    if (user_connections[claims->subject] >= options.max_connections_per_user) {
+    // A resume that takes over the user's live connection for its pid (closed once the
+    // resume starts) does not add one: at the cap, it is what lets that client back.
+    std::size_t theirs = user_connections[claims->subject];
+    if (recovery() && p.auth_pid && theirs > 0 && replaced_by_resume(s, *p.auth_pid, claims->subject, claims->tenant))
+        --theirs;
+    if (theirs >= options.max_connections_per_user) {
         ++metrics.user_connection_refusals;
         return refuse(s, "user " + claims->subject + " has " + std::to_string(options.max_connections_per_user) +
                              " connections (limits.max_connections_per_user)",

@@ -29,6 +29,15 @@ enum class Phase : std::uint8_t {
     Refused,          // CONNECT refused: `44` sent, closing after a grace period
 };
 
+// How the access re-check of a resuming session's project rooms ended.
+enum class Recheck : std::uint8_t {
+    Allowed,  // every room passed
+    Denied,   // a room did not pass: the client must rejoin and learn which
+    Busy,     // the checks could not all run in time (the user's check queue stayed full)
+};
+
+struct RoomRecheck;  // socketio_resume.cpp
+
 // One client: its Engine.IO session plus everything Socket.IO keeps for it.
 struct Session : EngineSocket {
     explicit Session(boost::asio::io_context& io) : EngineSocket(io), deadline(io) {}
@@ -101,7 +110,7 @@ struct SocketIoServer::Impl : EngineHandler {
         SessionId id;
         EventOffset offset;
         std::vector<std::string> allowed;
-        bool all_allowed;
+        Recheck recheck;
     };
     std::vector<DeferredResume> deferred_resumes;  // resumes waiting for the rebuild
 
@@ -151,8 +160,14 @@ struct SocketIoServer::Impl : EngineHandler {
     void check_catching_up();
 
     // Recovery (socketio_resume.cpp).
+    // The live connection a resume by `s` with `pid` takes over (the client saw the cut before
+    // the daemon did), or nullptr.
+    Session* replaced_by_resume(const Session& s, const std::string& pid, const std::string& user,
+                                const std::string& tenant);
     bool try_resume(Session& s, const std::string& pid, const std::optional<std::string>& offset_text);
-    void complete_resume(SessionId id, const EventOffset& offset, std::vector<std::string> allowed, bool all_allowed);
+    void recheck_rooms(const std::shared_ptr<RoomRecheck>& r);
+    void on_recheck(const std::shared_ptr<RoomRecheck>& r, const std::string& project, Access answer);
+    void complete_resume(SessionId id, const EventOffset& offset, std::vector<std::string> allowed, Recheck recheck);
     void detach(Session& s);
     void schedule_sweep();
     void update_recovery_metrics();
