@@ -260,13 +260,26 @@ void EngineIoServer::on_http_too_large(const HttpExchange& request) {
 
 bool EngineIoServer::charge(EngineSocket& s, std::size_t bytes) {
     if (s.budget_.charge(bytes, steady_ms())) return true;
-    if (s.closing) return false;
+    flood(s, s.budget_.limits());
+    return false;
+}
+
+bool EngineIoServer::charge_control(EngineSocket& s, std::size_t bytes) {
+    if (s.control_budget_.charge(bytes, steady_ms()) && s.budget_.charge(bytes, steady_ms())) return true;
+    flood(s, s.control_budget_.limits());
+    return false;
+}
+
+// Closes a peer that sent more than its budget, and stops reading from it: what it keeps
+// sending during the close is not worth parsing.
+void EngineIoServer::flood(EngineSocket& s, const BudgetLimits& limits) {
+    if (s.closing) return;
     ++metrics_.flood_closes;
     log_client(LogLevel::Notice, s,
-               "closed: sent more than its budget (" + std::to_string(static_cast<int>(s.budget_.limits().frames_per_second)) +
-                   " frames/s, " + std::to_string(static_cast<int>(s.budget_.limits().bytes_per_second)) + " bytes/s)");
+               "closed: sent more than its budget (" + std::to_string(static_cast<int>(limits.frames_per_second)) +
+                   " frames/s, " + std::to_string(static_cast<int>(limits.bytes_per_second)) + " bytes/s)");
+    if (s.link_) s.link_->stop_reading();
     close(s, close_code::kFlood, "flood", CloseCause::Flood);
-    return false;
 }
 
 void EngineIoServer::handle_packet(EngineSocket& s, std::string_view packet, bool from_probe) {
@@ -442,11 +455,11 @@ void EngineIoServer::on_ws_message(WebSocketLink& link, std::string_view payload
 
 bool EngineIoServer::on_ws_ping(WebSocketLink& link, std::size_t bytes) {
     EngineSocket* s = find(link.owner);
-    return s && !s->closing && charge(*s, bytes + 2);
+    return s && !s->closing && charge_control(*s, bytes + 2);
 }
 
 void EngineIoServer::on_ws_pong(WebSocketLink& link, std::size_t bytes) {
-    if (EngineSocket* s = find(link.owner); s && !s->closing) charge(*s, bytes + 2);
+    if (EngineSocket* s = find(link.owner); s && !s->closing) charge_control(*s, bytes + 2);
 }
 
 void EngineIoServer::on_ws_drain(WebSocketLink& link) {

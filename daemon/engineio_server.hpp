@@ -81,6 +81,7 @@ private:
     bool upgraded_ = false;                       // link_ is the transport; polling is over
     bool connected_ = false;                      // set_connected: max_payload per message
     InboundBudget budget_;
+    InboundBudget control_budget_{kBudgetControlFrames};  // WebSocket pings and pongs
     boost::asio::steady_timer heartbeat_;  // next ping, then the pong deadline
     std::uint64_t heartbeat_gen_ = 0;      // ignores a wait that completed after being replaced
     bool awaiting_pong_ = false;
@@ -162,6 +163,8 @@ private:
     void handle_polling(const std::shared_ptr<HttpExchange>& exchange);
     void handle_packet(EngineSocket& socket, std::string_view packet, bool from_probe);
     bool charge(EngineSocket& socket, std::size_t bytes);
+    bool charge_control(EngineSocket& socket, std::size_t bytes);
+    void flood(EngineSocket& socket, const BudgetLimits& limits);
     void finish_upgrade(EngineSocket& socket);
     void drop_probe(EngineSocket& socket, std::uint16_t code, const std::string& reason);
     void arm_upgrade_timer(EngineSocket& socket, std::chrono::milliseconds after);

@@ -4,6 +4,8 @@
 // socket when nothing else is queued. The only translation unit that includes websocketpp.
 #include "daemon/listener.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -318,6 +320,10 @@ public:
 
     bool open() const { return con_ && con_->get_state() == websocketpp::session::state::open; }
 
+    void stop_reading() override {
+        if (con_) con_->pause_reading();
+    }
+
     void set_max_message_size(std::size_t bytes) override {
         if (con_) con_->set_max_message_size(bytes);
     }
@@ -490,6 +496,11 @@ struct Listener::Impl {
             return;
         }
         socket.set_option(boost::asio::ip::tcp::no_delay(true), ignored);  // events are small and latency matters
+        // At most this much unsent data waits in the kernel per socket: a slow reader's
+        // backlog stays in walcast's own account (and its catch-up), and a ping is never
+        // queued behind megabytes the peer has not read.
+        const int lowat = 128 * 1024;
+        ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
     }
 
     bool on_validate(connection_hdl h) {

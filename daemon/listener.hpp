@@ -54,6 +54,9 @@ public:
     virtual const std::string& query() const = 0;  // of the upgrade request
     // Largest message accepted from the peer; a larger one closes the link with 1009.
     virtual void set_max_message_size(std::size_t bytes) = 0;
+    // Reads nothing more from the peer (a flooder being closed): what it already sent stays
+    // unread in the kernel instead of being parsed, frame by frame, until the close ends.
+    virtual void stop_reading() = 0;
     std::uint64_t owner = 0;  // the session it belongs to (0: none yet)
 };
 

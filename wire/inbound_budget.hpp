@@ -22,6 +22,10 @@ inline constexpr BudgetLimits kBudgetBeforeConnect{4, 16, 16 * 1024, 64 * 1024};
 // An authenticated client sends joins, leaves, acks and pongs: a few a second, a burst of a
 // few hundred when a page joins its rooms at once.
 inline constexpr BudgetLimits kBudgetConnected{200, 1000, 1024 * 1024, 4 * 1024 * 1024};
+// WebSocket pings and pongs, in every phase: browsers send none, and a client library that
+// keeps a connection alive sends one every few seconds. Each costs a parse and, for a
+// ping, a pong: a flood of them is closed early.
+inline constexpr BudgetLimits kBudgetControlFrames{4, 16, 4 * 1024, 16 * 1024};
 
 class InboundBudget {
 public:

@@ -119,14 +119,16 @@ dtest('a message over max_payload (1,000,000 bytes) after CONNECT, or over 64 Ki
   after.send(`42${JSON.stringify(['message', 'a'.repeat(1_100_000)])}`);
   const a = await closedWithin(after, 10_000);
   assert.ok(a, 'not closed');
-  assert.equal(a.code, 1009, `close code (reason "${a.reason}")`);
+  // websocketpp drops the connection right after its 1009 frame; a peer still sending its
+  // megabyte may get a reset first (1006). The daemon's count below says why it closed.
+  assert.ok(a.code === 1009 || a.code === 1006, `close code ${a.code} (reason "${a.reason}")`);
 
   const pre = await RawClient.open(daemon.wsUrl, { label: 'oversized-before-connect' });
   await pre.openPacket();
   pre.send(`40${JSON.stringify({ token: big })}`);
   const b = await closedWithin(pre, 10_000);
   assert.ok(b, 'not closed');
-  assert.equal(b.code, 1009, `close code (reason "${b.reason}")`);
+  assert.ok(b.code === 1009 || b.code === 1006, `close code ${b.code} (reason "${b.reason}")`);
   assert.equal(await daemon.metric('walcast_oversized_frame_closes_total') - before1009, 2);
 });
 
