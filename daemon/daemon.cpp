@@ -123,10 +123,11 @@ void Daemon::on_streaming() {
     metrics_.streaming = true;
     backoff_ = std::chrono::seconds(1);
     stopped_logged_ = false;
+    server_.set_xid_reference(stream_.next_xid_at_connect());
     if (first_stream_ || episode_ != Discontinuity::None) {
         // The rebuilt buffer starts after the slot's confirmed position: offsets at or before
         // it (sessions of a previous process, or from before a discontinuity) cannot be resumed.
-        server_.set_recovery_floor(stream_.slot_confirmed());
+        server_.set_recovery_floor(stream_.slot_confirmed(), stream_.next_xid_at_connect());
     }
     if (first_stream_) {
         first_stream_ = false;
@@ -220,6 +221,7 @@ void Daemon::on_wal_line(std::string_view line) {
         // confirming the commit record's start would replay the transaction.
         if (change_.nextlsn && *change_.nextlsn > dispatched_) dispatched_ = *change_.nextlsn;
         hold_back(dispatched_);
+        server_.set_stream_position(dispatched_);
         if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
         sync_counters();
     }
@@ -255,6 +257,7 @@ void Daemon::on_keepalive(Lsn wal_end, bool reply_requested) {
     if (!assembler_.in_transaction() && !skipping_ && wal_end > dispatched_) {
         dispatched_ = wal_end;
         hold_back(dispatched_);
+        server_.set_stream_position(dispatched_);
         if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
     }
     // The walsender asks when it has not heard from us for half of wal_sender_timeout,

@@ -90,6 +90,14 @@ std::string Metrics::render() const {
     metric(out, "walcast_catch_ups_total", "counter",
            "Clients that read slower than events arrived and caught up from the recovery buffer.", catch_ups);
     metric(out, "walcast_catching_up_clients", "gauge", "Clients reading from the recovery buffer now.", catching_up);
+    metric(out, "walcast_snapshot_joins_total", "counter",
+           "Joins with a snapshot token that got every event the snapshot did not see.", snapshot_joins);
+    metric(out, "walcast_snapshot_misses_total", "counter",
+           "Joins with a snapshot token older than the recovery buffer (the client reloads).", snapshot_misses);
+    metric(out, "walcast_snapshot_replayed_total", "counter", "Events sent from the buffer to snapshot joins.",
+           snapshot_replayed);
+    metric(out, "walcast_snapshot_filtered_total", "counter",
+           "Live events not sent to a client because the snapshot it joined with already saw them.", snapshot_filtered);
     metric(out, "walcast_recoveries_total", "counter", "Reconnects resumed with every missed event.", recoveries);
     metric(out, "walcast_recovery_misses_total", "counter", "Reconnects with a pid that got a fresh session.",
            recovery_misses);

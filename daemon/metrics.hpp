@@ -51,6 +51,10 @@ struct Metrics {
     std::uint64_t detached_evicted = 0;        // resumable sessions forgotten for the caps
     std::uint64_t catch_ups = 0;               // clients that fell behind and read from the buffer
     std::uint64_t catching_up = 0;             // gauge: clients reading from the buffer now
+    std::uint64_t snapshot_joins = 0;          // joins with a snapshot that got every event it did not see
+    std::uint64_t snapshot_misses = 0;         // joins with a snapshot the buffer no longer reached: reload
+    std::uint64_t snapshot_replayed = 0;       // events sent from the buffer to snapshot joins
+    std::uint64_t snapshot_filtered = 0;       // live events kept from a client: its snapshot saw them
     std::uint64_t recoveries = 0;              // reconnects resumed with their missed events
     std::uint64_t recovery_misses = 0;         // reconnects with a pid that got a fresh session
     std::uint64_t recovery_replayed = 0;       // events re-sent to recovering clients

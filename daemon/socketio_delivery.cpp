@@ -37,12 +37,16 @@ bool member(const Session& s, const std::string& room) {
 struct FanOut : RecipientSink {
     SocketIoServer::Impl& impl;
     const Packet& packet;
+    const Event& event;
     EventOffset offset;
+    std::uint64_t xid;
     std::uint32_t index = ~std::uint32_t{0};
-    FanOut(SocketIoServer::Impl& i, const Packet& p, EventOffset o) : impl(i), packet(p), offset(o) {}
+    FanOut(SocketIoServer::Impl& i, const Packet& p, const Event& e, EventOffset o, std::uint64_t x)
+        : impl(i), packet(p), event(e), offset(o), xid(x) {}
     void deliver(SessionId id) override {
         Session* s = impl.find(id);
         if (!s || s->closing || s->phase != Phase::Connected || s->catching_up) return;
+        if (!s->filters.empty() && !impl.passes_filters(*s, event.rooms, xid)) return;
         if (index == ~std::uint32_t{0}) index = impl.batch.add(packet);
         impl.enqueue(*s, index, offset);
     }
@@ -53,6 +57,8 @@ void SocketIoServer::Impl::publish(const std::vector<Event>& events, bool delive
     for (const Event& event : events) {
         const EventOffset offset{event.end_lsn, event.index};
         if (newest < offset) newest = offset;
+        const std::uint64_t xid = full_xid(static_cast<std::uint32_t>(event.xid), xid_reference);
+        if (xid > xid_reference) xid_reference = xid;
         // With recovery on, every event carries its offset as its last argument.
         auto text = std::make_shared<std::string>();
         text->reserve(event.name.size() + event.payload.size() + 32);
@@ -63,12 +69,13 @@ void SocketIoServer::Impl::publish(const std::vector<Event>& events, bool delive
             b.offset = offset;
             b.rooms = event.rooms;
             b.frame = packet;
+            b.xid = xid;
             b.bytes = packet->size() + 64;  // the packet plus what keeping it costs
             for (const auto& r : event.rooms) b.bytes += r.size();
             buffer.push(std::move(b), now);
         }
         if (!deliver_now) continue;
-        FanOut fan_out(*this, packet, offset);
+        FanOut fan_out(*this, packet, event, offset, xid);
         rooms.for_each_recipient(event.rooms, fan_out);
         if (batch.bytes() >= Batch::kMaxBytes) flush();
     }
@@ -175,6 +182,7 @@ void SocketIoServer::Impl::pull(Session& s) {
          ++i, ++scanned) {
         const BufferedEvent& e = buffer.at(i);
         s.cursor = e.offset;
+        if (!s.filters.empty() && !passes_filters(s, e.rooms, e.xid)) continue;
         for (const std::string& room : e.rooms)
             if (member(s, room)) {
                 run.append(e.frame);

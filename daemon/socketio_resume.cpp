@@ -256,9 +256,11 @@ void SocketIoServer::restore_sessions(std::vector<SessionSnapshot> saved) {
     impl_->update_recovery_metrics();
 }
 
-void SocketIoServer::set_recovery_floor(Lsn lsn) {
+void SocketIoServer::set_recovery_floor(Lsn lsn, std::uint64_t next_xid) {
     const EventOffset floor{lsn, 0xFFFFFFFFu};
     impl_->buffer.set_floor(floor);
+    // Nothing committed before the floor is here; it all had xids below the next xid now.
+    impl_->buffer.raise_xid_horizon(next_xid ? next_xid : std::numeric_limits<std::uint64_t>::max());
     // Sessions that start now have seen nothing before the floor.
     if (impl_->newest < floor) impl_->newest = floor;
 }

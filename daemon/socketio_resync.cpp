@@ -10,6 +10,7 @@ void SocketIoServer::resync(const std::string& reason, Lsn lost_after, const std
     const EventOffset floor{m.newest.lsn, 0xFFFFFFFFu};
     m.buffer.cut(floor);
     m.newest = floor;
+    m.stream_position = Lsn{};  // the stream starts afresh (another server's LSNs may be lower)
     if (m.detached.expire(std::numeric_limits<std::int64_t>::max(), 0)) m.sessions_changed = true;
     m.update_recovery_metrics();
 

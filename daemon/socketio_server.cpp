@@ -5,11 +5,14 @@
 
 #include <boost/asio/post.hpp>
 
+#include <rapidjson/document.h>
+
 #include <algorithm>
 
 #include "daemon/log.hpp"
 #include "daemon/random_id.hpp"
 #include "daemon/socketio_session.hpp"
+#include "decoder/json_text.hpp"
 
 namespace walcast {
 
@@ -31,6 +34,24 @@ constexpr const char* kTooManyRooms = R"({"ok":false,"error":"too many rooms"})"
 constexpr const char* kBusy = R"({"ok":false,"error":"busy"})";
 constexpr const char* kInvalidProject = R"({"ok":false,"error":"invalid project id"})";
 constexpr const char* kUnknownEvent = R"({"ok":false,"error":"unknown event"})";
+constexpr const char* kInvalidSnapshot = R"({"ok":false,"error":"invalid snapshot"})";
+constexpr const char* kRecovered = R"({"ok":true,"recovered":true})";
+constexpr const char* kNotRecovered = R"({"ok":true,"recovered":false})";
+
+// join-project's optional second argument {snapshot: "<walcast.snapshot() token>"}:
+// nullopt without one; an error when it is there but not a valid token.
+Result<std::optional<Snapshot>> snapshot_arg(const ClientPacket& p) {
+    if (p.args.size() < 2 || p.args[1].is_string) return std::optional<Snapshot>();
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseIterativeFlag>(p.args[1].text.data(), p.args[1].text.size());
+    if (doc.HasParseError() || !doc.IsObject()) return std::optional<Snapshot>();
+    auto it = doc.FindMember("snapshot");
+    if (it == doc.MemberEnd() || it->value.IsNull()) return std::optional<Snapshot>();
+    if (!it->value.IsString()) return make_error("snapshot is not a string");
+    auto snapshot = parse_snapshot(std::string_view(it->value.GetString(), it->value.GetStringLength()));
+    if (!snapshot) return snapshot.error();
+    return std::optional<Snapshot>(std::move(*snapshot));
+}
 
 // The project id argument of join-project / leave-project, or nullopt when malformed.
 std::optional<std::string> project_arg(const ClientPacket& p) {
@@ -245,7 +266,24 @@ void SocketIoServer::Impl::on_connect(Session& s, const ClientPacket& p) {
     s.counted = true;
     engine.set_connected(s);
     if (recovery() && p.auth_pid && try_resume(s, *p.auth_pid, p.auth_offset)) return;
+    std::optional<Snapshot> snapshot;
+    if (p.auth_snapshot) {
+        auto parsed = parse_snapshot(*p.auth_snapshot);
+        if (!parsed) return refuse(s, "auth.snapshot: " + parsed.error().message, "invalid snapshot");
+        snapshot = std::move(*parsed);
+    }
     start_session(s);
+    if (!snapshot) return;
+    // The user and tenant rooms from the page's snapshot on; when the buffer no longer
+    // reaches back to it, the app is told to reload.
+    const bool user_ok = join_with_snapshot(s, "user:" + s.user, *snapshot);
+    const bool tenant_ok = join_with_snapshot(s, "tenant:" + s.tenant, *snapshot);
+    if (!user_ok || !tenant_ok) {
+        std::string payload = R"({"reason":"snapshot_too_old","lostAfter":"","detail":)";
+        append_json_string(payload, "the recovery buffer no longer reaches back to the CONNECT snapshot: reload");
+        payload += '}';
+        send_packet(s, encode_event("walcast:resync", payload, recovery() ? newest.str() : std::string()));
+    }
 }
 
 // A fresh session: new sid and pid, nothing missed.
@@ -326,10 +364,17 @@ void SocketIoServer::Impl::on_join(Session& s, const ClientPacket& p) {
         ++metrics.join_denied;
         return reply(s, p.ack_id, kInvalidProject);
     }
+    auto snapshot = snapshot_arg(p);
+    if (!snapshot) {
+        log(LogLevel::Info, s, "join-project refused: " + snapshot.error().message);
+        ++metrics.join_denied;
+        return reply(s, p.ack_id, kInvalidSnapshot);
+    }
     if (s.projects.count(*project)) {
-        // Already a member: access was checked when it joined.
+        // Already a member: access was checked when it joined, and it has had every event
+        // since, the snapshot's included.
         ++metrics.join_allowed;
-        return reply(s, p.ack_id, kOk);
+        return reply(s, p.ack_id, *snapshot ? kRecovered : kOk);
     }
     // Joins still being checked count against the limit, so a burst cannot overshoot it.
     if (s.projects.size() + s.pending.size() >= options.max_rooms_per_client) {
@@ -346,14 +391,15 @@ void SocketIoServer::Impl::on_join(Session& s, const ClientPacket& p) {
     // `done` may run much later: it finds the session again by id, and does nothing if the
     // session or the server is gone.
     access.check(access_request(s, *project),
-                 [this, guard = std::weak_ptr<char>(alive), id = s.id, project = *project, ticket,
-                  ack = p.ack_id](Access answer) {
-                     if (guard.lock()) on_check_done(id, project, ticket, ack, answer);
+                 [this, guard = std::weak_ptr<char>(alive), id = s.id, project = *project, ticket, ack = p.ack_id,
+                  snap = std::move(*snapshot)](Access answer) {
+                     if (guard.lock()) on_check_done(id, project, ticket, ack, answer, snap);
                  });
 }
 
 void SocketIoServer::Impl::on_check_done(SessionId id, const std::string& project, std::uint64_t ticket,
-                                         const std::optional<std::uint64_t>& ack, Access answer) {
+                                         const std::optional<std::uint64_t>& ack, Access answer,
+                                         const std::optional<Snapshot>& snapshot) {
     Session* s = find(id);
     if (!s) return;
     if (s->checks_in_flight > 0) --s->checks_in_flight;
@@ -367,11 +413,11 @@ void SocketIoServer::Impl::on_check_done(SessionId id, const std::string& projec
         const char* json = answer == Access::Allowed ? kOk : answer == Access::Busy ? kBusy : kForbidden;
         return reply(*s, ack, json);
     }
-    finish_join(*s, project, answer, ack);
+    finish_join(*s, project, answer, ack, snapshot);
 }
 
 void SocketIoServer::Impl::finish_join(Session& s, const std::string& project, Access answer,
-                                       const std::optional<std::uint64_t>& ack) {
+                                       const std::optional<std::uint64_t>& ack, const std::optional<Snapshot>& snapshot) {
     if (answer == Access::Busy) {
         ++metrics.join_busy;
         return reply(s, ack, kBusy);
@@ -388,9 +434,14 @@ void SocketIoServer::Impl::finish_join(Session& s, const std::string& project, A
         s.projects.insert(project);
         rooms.join(s.id, "project:" + project);
         sessions_changed = true;
+        if (snapshot) {
+            ++metrics.join_allowed;
+            const bool recovered = join_with_snapshot(s, "project:" + project, *snapshot);
+            return reply(s, ack, recovered ? kRecovered : kNotRecovered);
+        }
     }
     ++metrics.join_allowed;
-    reply(s, ack, kOk);
+    reply(s, ack, snapshot ? kRecovered : kOk);
 }
 
 void SocketIoServer::Impl::on_leave(Session& s, const ClientPacket& p) {

@@ -77,8 +77,15 @@ public:
     // Changes since the last call (a session connected, left, joined or left a room).
     bool take_sessions_changed();
     // After a restart: offsets at or before `lsn` (the slot's confirmed position, where the
-    // rebuilt buffer starts) cannot be resumed.
-    void set_recovery_floor(Lsn lsn);
+    // rebuilt buffer starts) cannot be resumed; transactions the buffer does not hold had
+    // xids below `next_xid` (the server's next xid then; 0: unknown).
+    void set_recovery_floor(Lsn lsn, std::uint64_t next_xid = 0);
+    // Every transaction before `position` was published (commits and idle keepalives):
+    // snapshot joins stop filtering once the stream passes what their snapshot saw.
+    void set_stream_position(Lsn position);
+    // A recent full xid (the server's next xid when the stream started): the WAL's 32-bit
+    // xids are made whole near it.
+    void set_xid_reference(std::uint64_t next_xid);
     // While true, resumes wait: the buffer is still being rebuilt from the WAL up to what the
     // previous process had dispatched, and a resume now would miss the rest.
     void set_replaying(bool replaying);

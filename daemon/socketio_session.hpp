@@ -18,6 +18,7 @@
 #include "daemon/socketio_server.hpp"
 #include "routing/recovery_buffer.hpp"
 #include "routing/room_index.hpp"
+#include "routing/snapshot.hpp"
 #include "wire/socketio_packet.hpp"
 
 namespace walcast {
@@ -66,6 +67,14 @@ struct Session : EngineSocket {
     EventOffset cursor;                 // the last event handed to it (live) or scanned (catching up)
     bool pull_posted = false;
 
+    // Rooms joined with a snapshot: until the stream passes what the snapshot saw, live
+    // events of transactions it saw are not sent (the page's read has them).
+    struct SnapshotFilter {
+        std::string room;
+        Snapshot snapshot;
+    };
+    std::vector<SnapshotFilter> filters;
+
     boost::asio::steady_timer deadline;  // CONNECT timeout, the close after a refusal, or token expiry
     std::uint64_t deadline_gen = 0;
 };
@@ -103,6 +112,8 @@ struct SocketIoServer::Impl : EngineHandler {
     DetachedSessions detached;
     std::unordered_map<std::string, SessionId> by_pid;  // connected and resuming sessions
     EventOffset newest;                                  // offset of the last event published
+    std::uint64_t xid_reference = 0;  // a recent full xid: makes the WAL's 32-bit xids whole
+    Lsn stream_position;              // every transaction before this was published
     boost::asio::steady_timer sweep_timer;
     bool sessions_changed = false;
     bool replaying = false;
@@ -141,9 +152,18 @@ struct SocketIoServer::Impl : EngineHandler {
     void on_event(Session& s, const ClientPacket& p);
     void on_join(Session& s, const ClientPacket& p);
     void on_check_done(SessionId id, const std::string& project, std::uint64_t ticket,
-                       const std::optional<std::uint64_t>& ack, Access answer);
-    void finish_join(Session& s, const std::string& project, Access answer, const std::optional<std::uint64_t>& ack);
+                       const std::optional<std::uint64_t>& ack, Access answer, const std::optional<Snapshot>& snapshot);
+    void finish_join(Session& s, const std::string& project, Access answer, const std::optional<std::uint64_t>& ack,
+                     const std::optional<Snapshot>& snapshot = std::nullopt);
     void on_leave(Session& s, const ClientPacket& p);
+
+    // Snapshot joins (socketio_snapshot.cpp).
+    // Sends `room`'s buffered events of the transactions `snapshot` did not see and keeps
+    // the room filtered until the stream passes it. False when the buffer no longer reaches
+    // back to the snapshot, or its backlog is too big to send at once: the client reloads.
+    bool join_with_snapshot(Session& s, const std::string& room, const Snapshot& snapshot);
+    // Whether `s` gets an event of `xid` in `rooms` (its snapshot filters may say no).
+    bool passes_filters(Session& s, const std::vector<std::string>& rooms, std::uint64_t xid);
     void reply(Session& s, const std::optional<std::uint64_t>& ack_id, const char* json);
     AccessRequest access_request(const Session& s, const std::string& project) const;
 

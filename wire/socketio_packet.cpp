@@ -123,6 +123,8 @@ Result<ClientPacket> parse_socketio(std::string_view s) {
             p.auth_pid.emplace(pid->value.GetString(), pid->value.GetStringLength());
         if (auto offset = doc.FindMember("offset"); offset != doc.MemberEnd() && offset->value.IsString())
             p.auth_offset.emplace(offset->value.GetString(), offset->value.GetStringLength());
+        if (auto snap = doc.FindMember("snapshot"); snap != doc.MemberEnd() && snap->value.IsString())
+            p.auth_snapshot.emplace(snap->value.GetString(), snap->value.GetStringLength());
         break;
     case SioType::Disconnect:
         if (!payload.empty()) return make_error("DISCONNECT carries a payload");

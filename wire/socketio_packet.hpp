@@ -45,6 +45,7 @@ struct ClientPacket {
     std::optional<std::string> auth_token;
     std::optional<std::string> auth_pid;     // recovery: the session to resume
     std::optional<std::string> auth_offset;  // recovery: the last event offset received
+    std::optional<std::string> auth_snapshot;  // walcast.snapshot() token for the user and tenant rooms
     // EVENT: name and the arguments after it. ACK: the arguments.
     std::string event;
     std::vector<PacketArg> args;

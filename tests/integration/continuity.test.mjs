@@ -46,14 +46,19 @@ function client(url, sub) {
     reconnectionDelay: 100,
     reconnectionDelayMax: 500,
   });
-  const c = { socket, events: [], connects: [], resyncs: [], joined: 0 };
+  const c = { socket, events: [], connects: [], resyncs: [], joined: 0, joinedOn: -1 };
   socket.on('walcast:resync', (notice) => c.resyncs.push(notice));
   socket.onAny((name, payload) => {
     if (name.startsWith('task:')) c.events.push(payload.id);
   });
   socket.on('connect', () => {
     c.connects.push(socket.recovered);
-    if (!socket.recovered) socket.emit('join-project', 'p1', (ack) => { if (ack?.ok) c.joined++; });
+    const on = c.connects.length;
+    if (!socket.recovered) socket.emit('join-project', 'p1', (ack) => {
+      if (!ack?.ok) return;
+      c.joined++;
+      c.joinedOn = on;  // the connection (by number) whose join was acknowledged
+    });
   });
   clients.push(c);
   return c;
@@ -80,7 +85,9 @@ async function assertResynced(c, daemon, cluster, reason, tag, { connected = tru
   if (connected) {
     await waitUntil(() => c.resyncs.some((r) => r.reason === reason), { timeoutMs: 30_000, what: `walcast:resync ${reason}` });
   }
-  await waitUntil(() => c.connects.length >= 2 && c.joined >= 2, { timeoutMs: 30_000, what: 'a reconnect and a join' });
+  // The connection in place now is a fresh one and has joined again.
+  await waitUntil(() => c.socket.connected && c.connects.length >= 2 && c.joinedOn === c.connects.length,
+    { timeoutMs: 30_000, what: 'a reconnect and a join' });
   assert.equal(c.connects.at(-1), false, `the reconnect after the discontinuity is not a resume: ${c.connects}`);
   for (let i = 1; i <= 3; i++) await insert(cluster, `${tag}-after-${i}`);
   await waitUntil(() => [1, 2, 3].every((i) => got(c, `${tag}-after-${i}`)), { timeoutMs: 20_000, what: `${tag} events after` });

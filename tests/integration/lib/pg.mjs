@@ -149,7 +149,7 @@ export async function startStandby(primary) {
       chownSync(standby.dir, uid, gid);
       chownSync(standby.host, uid, gid);
     }
-    await standby._server('pg_basebackup', ['-D', standby.dataDir, '-R', '-X', 'stream', '--no-sync',
+    await standby._server('pg_basebackup', ['-D', standby.dataDir, '-R', '-X', 'stream', '--no-sync', '--checkpoint=fast',
       '-h', primary.host, '-p', String(primary.port), '-U', primary.superuser], { timeoutMs: 120_000 });
     appendFileSync(join(standby.dataDir, 'postgresql.conf'),
       `\n# walcast test standby\nport = ${standby.port}\nunix_socket_directories = '${standby.host}'\nhot_standby = on\n`);
