@@ -503,8 +503,9 @@ export interface UseSocketResult {
   connected: boolean;
   /**
    * Joins the room project:<projectId>, now or as soon as connected. `snapshot` (see
-   * JoinProjectOptions) applies to this first join only. Resolves with walcast's answer; a
-   * room walcast accepted is joined again by itself after a reconnect that was not recovered.
+   * JoinProjectOptions) applies to this first join only. Resolves with walcast's answer
+   * ('busy' is retried, never returned); a room walcast accepted is joined again by itself
+   * after a reconnect that was not recovered.
    */
   joinProjectRoom: (projectId: string, snapshot?: string) => Promise<JoinProjectResult>;
   /** Leaves the room now, or on the next connection when not connected. */
@@ -514,6 +515,11 @@ export interface UseSocketResult {
 // Recent event ids remembered to drop duplicates: delivery is at least once, and what
 // arrives again (after a walcast restart or a resumed session) is recent.
 const RECENT_EVENT_IDS = 1024;
+// A join answered 'busy' (walcast runs few access checks per user at a time, and after a
+// restart every client joins again at once) is asked again after this delay, doubled up to
+// the maximum: 'busy' is never a final answer.
+const BUSY_RETRY_MS = 500;
+const BUSY_RETRY_MAX_MS = 30_000;
 
 /** The last `capacity` ids added, in a ring. */
 class RecentIds {
@@ -546,9 +552,11 @@ class RecentIds {
 interface Room {
   /** walcast accepted it on the current connection, or on the session that connection resumed. */
   joined: boolean;
-  /** The connection the join was last sent on (0: none yet). */
+  /** The connection the join was last sent on (0: none yet, or to be sent again). */
   sentOn: number;
   snapshot: string | undefined;
+  /** Delay before asking again after 'busy'. */
+  retryMs: number;
   /** joinProjectRoom promises waiting for walcast's answer. */
   waiters: Array<(result: JoinProjectResult) => void>;
 }
@@ -582,6 +590,12 @@ class SocketState {
 
   attach(socket: WalcastSocket | null): void {
     this.socket = socket;
+    if (socket !== null) return;
+    // The next socket starts a new session: every room is joined again there.
+    for (const room of this.rooms.values()) {
+      room.joined = false;
+      room.sentOn = 0;
+    }
   }
 
   noteResync(resync: WalcastResync): void {
@@ -603,7 +617,10 @@ class SocketState {
         // A refetch follows (onResync): the snapshot of the first load is moot.
         if (!first) room.snapshot = undefined;
       }
-      if (!room.joined) answers.push(this.join(socket, projectId, room));
+      if (!room.joined) {
+        answers.push(this.wait(room));
+        this.send(socket, projectId, room);
+      }
     }
     if (this.owed === undefined) return;
     const connection = this.connection;
@@ -618,12 +635,13 @@ class SocketState {
 
   joinRoom(projectId: string, snapshot: string | undefined): Promise<JoinProjectResult> {
     this.leaving.delete(projectId);
-    const room = this.rooms.get(projectId) ?? { joined: false, sentOn: 0, snapshot, waiters: [] };
+    const room = this.rooms.get(projectId) ?? { joined: false, sentOn: 0, snapshot, retryMs: BUSY_RETRY_MS, waiters: [] };
     this.rooms.set(projectId, room);
     if (room.joined) return Promise.resolve({ ok: true });
+    const answer = this.wait(room);
     const socket = this.socket;
-    if (socket !== null && socket.connected) return this.join(socket, projectId, room);
-    return new Promise((resolve) => room.waiters.push(resolve));  // sent by onConnect
+    if (socket !== null && socket.connected) this.send(socket, projectId, room);  // else sent by onConnect
+    return answer;
   }
 
   leaveRoom(projectId: string): void {
@@ -636,14 +654,28 @@ class SocketState {
     else this.leaving.add(projectId);
   }
 
-  private join(socket: WalcastSocket, projectId: string, room: Room): Promise<JoinProjectResult> {
-    const answer = new Promise<JoinProjectResult>((resolve) => room.waiters.push(resolve));
-    if (room.sentOn === this.connection) return answer;  // asked already on this connection
+  private wait(room: Room): Promise<JoinProjectResult> {
+    return new Promise((resolve) => room.waiters.push(resolve));
+  }
+
+  private send(socket: WalcastSocket, projectId: string, room: Room): void {
+    if (room.sentOn === this.connection) return;  // asked already on this connection
     room.sentOn = this.connection;
     const connection = this.connection;
+    const current = () => connection === this.connection && this.rooms.get(projectId) === room;
     const onAnswer = (ack: JoinProjectAck): void => {
       // Left since, or an answer from an earlier connection.
-      if (connection !== this.connection || this.rooms.get(projectId) !== room) return;
+      if (!current()) return;
+      if (!ack.ok && ack.error === 'busy') {
+        room.sentOn = 0;
+        const delay = room.retryMs * (0.5 + Math.random());
+        room.retryMs = Math.min(room.retryMs * 2, BUSY_RETRY_MAX_MS);
+        setTimeout(() => {
+          if (current() && this.socket === socket && socket.connected) this.send(socket, projectId, room);
+        }, delay);
+        return;
+      }
+      room.retryMs = BUSY_RETRY_MS;
       if (ack.ok) {
         room.joined = true;
         room.snapshot = undefined;
@@ -654,7 +686,6 @@ class SocketState {
     };
     if (room.snapshot === undefined) socket.emit('join-project', projectId, onAnswer);
     else socket.emit('join-project', projectId, { snapshot: room.snapshot }, onAnswer);
-    return answer;
   }
 }
 

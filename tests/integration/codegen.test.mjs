@@ -3,7 +3,7 @@
 // sample component; numbers_as_strings changes int8/numeric; a missing table or column is a
 // clear error. Then the generated useSocket hook itself runs (transpiled, with a minimal
 // hooks runtime, tests/codegen-ts/hook-runtime.mjs) against a real walcast: joins, events,
-// de-duplication, a recovered reconnect, a reconnect that is not recovered, a walcast:resync,
+// 'busy' answers retried, de-duplication, a recovered reconnect, a reconnect that is not recovered, a walcast:resync,
 // leave and unmount.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -73,7 +73,8 @@ payload = ["id", "mood", "moods", "tags", "meta", "size", "ratio", "big", "flag"
 before(async () => {
   requireToolchain();
   cluster = await startAppCluster({
-    setupSql: `INSERT INTO "Project" (id, "tenantId", name) VALUES ('p1', 'acme', 'One');\n${SHAPE_SQL}`,
+    setupSql: `INSERT INTO "Project" (id, "tenantId", name) SELECT 'p' || g, 'acme', 'P' || g FROM generate_series(1, 40) g;
+${SHAPE_SQL}`,
   });
 });
 
@@ -178,7 +179,8 @@ rooms = ["project:{projectId}"]
 async function write(sql) {
   await cluster.psql(`BEGIN; SELECT walcast.set_context('writer', 'p1', 'acme'); ${sql} COMMIT;`, { db: DB });
 }
-const insertTask = (id) => write(`INSERT INTO "Task" (id, "projectId", title, estimate) VALUES (${lit(id)}, 'p1', 'hook', 2.5);`);
+const insertTask = (id, project = 'p1') =>
+  write(`INSERT INTO "Task" (id, "projectId", title, estimate) VALUES (${lit(id)}, ${lit(project)}, 'hook', 2.5);`);
 const notify = (id, user) => write(`INSERT INTO "Notification" (id, "tenantId", "userId", kind, message)
   VALUES (${lit(id)}, 'acme', ${lit(user)}, 'test', 'hello');`);
 
@@ -239,6 +241,17 @@ dtest('the generated useSocket against walcast: joins, events once, reconnects, 
     assert.equal(first.operation, 'created');
     assert.equal(first.data.estimate, 2.5);
     assert.equal(first.projectId, 'p1');
+
+    // Many joins at once: walcast answers some 'busy' (16 checks in flight per connection);
+    // the hook asks again until each has its real answer.
+    const many = Array.from({ length: 39 }, (_, i) => `p${i + 2}`);
+    const answers = await joinWithin(Promise.all(many.map((p) => view.result.joinProjectRoom(p))), 60_000);
+    assert.deepEqual(answers, many.map(() => ({ ok: true })));
+    assert.ok(await daemon.metric('walcast_project_joins_busy_total') > 0, 'some joins were answered busy');
+    await insertTask('h-p40', 'p40');
+    await waitTask('h-p40');
+    for (const p of many) view.result.leaveProjectRoom(p);
+    seen.tasks.splice(seen.tasks.findIndex((e) => e.data.id === 'h-p40'), 1);
 
     // The same eventId again (at-least-once delivery) reaches the app once.
     for (const listener of socket.listeners('task:created')) listener(first);
@@ -306,9 +319,9 @@ dtest('the generated useSocket against walcast: joins, events once, reconnects, 
     await second.terminate();
   });
 
-function joinWithin(promise) {
+function joinWithin(promise, ms = 20_000) {
   let timer;
   return Promise.race([promise, new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error('joinProjectRoom did not resolve within 20 s')), 20_000);
+    timer = setTimeout(() => reject(new Error(`joinProjectRoom did not resolve within ${ms} ms`)), ms);
   })]).finally(() => clearTimeout(timer));
 }
