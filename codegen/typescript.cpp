@@ -546,6 +546,12 @@ class RecentIds {
     this.ids.add(id);
     return true;
   }
+
+  clear(): void {
+    this.ids.clear();
+    this.ring.length = 0;
+    this.next = 0;
+  }
 }
 
 /** A project room the app asked for. */
@@ -600,6 +606,9 @@ class SocketState {
 
   noteResync(resync: WalcastResync): void {
     this.owed = resync;
+    // Nothing is delivered twice across a discontinuity, and after one the event ids may
+    // start over (another server answers): an old id must not hide a new event.
+    this.recent.clear();
   }
 
   onConnect(socket: WalcastSocket, onResync: (resync: WalcastResync | null) => void): void {
@@ -712,11 +721,13 @@ export function useSocket(options: UseSocketOptions): UseSocketResult {
     // url undefined: socket.io-client connects to the page's origin.
     const s: WalcastSocket = io(url, {
       auth: (send) => {
-        latest.current.getToken().then(
-          (token) => send({ token }),
-          // Drop this attempt: the manager reconnects after its delay and asks again.
-          () => s.io.engine.close(),
-        );
+        Promise.resolve()
+          .then(() => latest.current.getToken())
+          .then(
+            (token) => send({ token }),
+            // Drop this attempt: the manager reconnects after its delay and asks again.
+            () => s.io.engine.close(),
+          );
       },
     });
     const deliver = <E extends { eventId: string }>(event: E, callback: ((event: E) => void) | undefined): void => {

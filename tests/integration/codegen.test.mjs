@@ -3,7 +3,7 @@
 // sample component; numbers_as_strings changes int8/numeric; a missing table or column is a
 // clear error. Then the generated useSocket hook itself runs (transpiled, with a minimal
 // hooks runtime, tests/codegen-ts/hook-runtime.mjs) against a real walcast: joins, events,
-// 'busy' answers retried, de-duplication, a recovered reconnect, a reconnect that is not recovered, a walcast:resync,
+// a failing getToken retried, 'busy' answers retried, de-duplication, a recovered reconnect, a reconnect that is not recovered, a walcast:resync,
 // leave and unmount.
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -215,6 +215,7 @@ dtest('the generated useSocket against walcast: joins, events once, reconnects, 
       enabled: true,
       getToken: async () => {
         seen.tokens += 1;
+        if (seen.tokens === 1) throw new Error('the token service is down');  // retried
         return token(SECRET, { sub: user, tenantId: 'acme' });
       },
       onTaskCreated: (event) => seen.tasks.push(event),
@@ -232,7 +233,7 @@ dtest('the generated useSocket against walcast: joins, events once, reconnects, 
     await waitUntil(() => view.result.connected, { what: 'connected' });
     const socket = view.result.socket;
     assert.ok(socket, 'the socket is returned');
-    assert.equal(seen.tokens, 1);
+    assert.equal(seen.tokens, 2, 'a failed getToken is asked again');
 
     await insertTask('h1');
     await waitTask('h1');
@@ -265,7 +266,7 @@ dtest('the generated useSocket against walcast: joins, events once, reconnects, 
     await waitTask('h2');
     assert.deepEqual(renamed, ['h2']);
     assert.equal(view.result.socket, socket, 'the same socket');
-    assert.equal(seen.tokens, 1, 'no new connection');
+    assert.equal(seen.tokens, 2, 'no new connection');
 
     // A dropped transport: socket.io-client reconnects and the session is recovered; what was
     // committed meanwhile arrives once, nothing is re-joined and the app is not told to refetch.
