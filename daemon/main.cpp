@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/check.hpp"
+#include "daemon/codegen.hpp"
 #include "daemon/demo.hpp"
 #include "daemon/log.hpp"
 #include "daemon/replay.hpp"
@@ -40,6 +41,13 @@ int main(int argc, char** argv) {
     demo_cmd->add_option("--port", demo.port, "HTTP/WebSocket port of the page (default 8787)");
     demo_cmd->add_flag("!--no-writer", demo.writer, "do not simulate the team's writes");
 
+    walcast::CodegenOptions codegen;
+    CLI::App* codegen_cmd = app.add_subcommand("codegen", "write client code for the config's events (typescript)");
+    codegen_cmd->add_option("language", codegen.language, "typescript")->required();
+    codegen_cmd->add_option("--config", codegen.config_path, "routing config (TOML)")->required();
+    codegen_cmd->add_option("--dsn", codegen.dsn, "PostgreSQL connection string: type the columns from its catalog");
+    codegen_cmd->add_option("--out", codegen.out_dir, "directory to write the files into (created if missing)")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -51,5 +59,6 @@ int main(int argc, char** argv) {
     if (*run_cmd) return walcast::run_daemon(run);
     if (*check_cmd) return walcast::run_check(check);
     if (*demo_cmd) return walcast::run_demo(demo);
+    if (*codegen_cmd) return walcast::run_codegen(codegen);
     return 2;
 }
