@@ -305,6 +305,7 @@ struct Stats {
     std::uint64_t pings = 0, ws_pings = 0, parse_errors = 0, stale = 0;
     std::uint64_t bytes = 0;
     std::uint64_t gets = 0, posts = 0, empty_gets = 0;  // polling: HTTP requests answered
+    std::uint64_t window_reads = 0;  // recv calls that returned data, in the window: about the server's writes
     std::int64_t window_start_us = 0, window_end_us = 0;
     bool in_window = false, sampling = false;
     Histogram latency;
@@ -731,6 +732,7 @@ void on_readable(Conn& c) {
             return;
         }
         c.in_end += static_cast<std::size_t>(n);
+        if (stats.in_window) ++stats.window_reads;
         const std::int64_t now = realtime_us();
         if (c.state == State::Upgrading && !handle_upgrade_response(c)) {
             if (c.state == State::Closed) return;
@@ -877,6 +879,7 @@ void on_leg_readable(Conn& c, int which) {
             return;
         }
         l.in.append(buf, static_cast<std::size_t>(n));
+        if (stats.in_window) ++stats.window_reads;
         if (l.body_at == 0 && !parse_head(l)) {
             if (l.in.size() > 16384) close_conn(c, "oversized HTTP head");
             if (c.state == State::Closed) return;
@@ -913,6 +916,7 @@ void print_report() {
     std::printf("window_events=%" PRIu64 "\n", stats.window_events);
     std::printf("window_s=%.3f\n", window_s);
     std::printf("deliveries_per_s=%.0f\n", window_s > 0 ? stats.window_events / window_s : 0.0);
+    std::printf("window_reads=%" PRIu64 "\n", stats.window_reads);
     std::printf("min_per_client=%" PRIu64 "\n", min_ev);
     std::printf("max_per_client=%" PRIu64 "\n", max_ev);
     if (expect >= 0) {
