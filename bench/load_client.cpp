@@ -26,7 +26,10 @@
 //               them or --drain-ms pass without progress, then print the report and exit
 //   report      print the report now and exit (also on EOF)
 // stdout: `ready connected=N` once every client has joined (or `failed ...` and exit 1 when
-// some cannot by --setup-ms), then the report as key=value lines.
+// some cannot by --setup-ms), then the report as key=value lines. With --tx-times FILE the
+// report also writes, per transaction received after `start`, "LSN FIRST_US LAST_US N": its
+// eventId's LSN (decimal), when its events first and last reached a client (CLOCK_REALTIME,
+// µs) and how many deliveries there were (bench/latency-breakdown).
 //
 // Only what is counted is parsed: the frame header and two JSON string values found by
 // searching for their keys. Client frames are masked (RFC 6455 5.3).
@@ -53,6 +56,7 @@
 #include <ctime>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -289,6 +293,7 @@ struct Options {
     int clients = 100;
     bool polling = false;
     std::size_t recv_buffer = 16 * 1024;  // a WebSocket client's first receive buffer
+    std::string tx_times;                 // --tx-times FILE: per transaction, first and last receive
     std::string secret;
     std::string project = "p1";
     std::string tenant = "acme";
@@ -313,6 +318,13 @@ struct Stats {
 
 Options opt;
 Stats stats;
+// --tx-times: per transaction (the eventId's LSN), when its events first and last reached a
+// client, and how many did, for events received after `start`.
+struct TxTimes {
+    std::int64_t first_us = 0, last_us = 0;
+    std::uint64_t deliveries = 0;
+};
+std::unordered_map<std::uint64_t, TxTimes> tx_times;
 std::vector<Conn> conns;
 int epfd = -1;
 std::int64_t start_us = 0;  // when this program started (CLOCK_REALTIME)
@@ -483,7 +495,14 @@ void on_event(Conn& c, const char* p, const char* end, std::int64_t now_us) {
     ++c.events;
     ++stats.events;
     if (stats.in_window) ++stats.window_events;
-    if (stats.sampling) stats.latency.add(now_us - committed);
+    if (stats.sampling) {
+        stats.latency.add(now_us - committed);
+        if (!opt.tx_times.empty()) {
+            TxTimes& t = tx_times[lsn];
+            if (t.deliveries++ == 0 || now_us < t.first_us) t.first_us = now_us;
+            if (now_us > t.last_us) t.last_us = now_us;
+        }
+    }
 }
 
 void on_text(Conn& c, const char* p, std::size_t n, std::int64_t now_us) {
@@ -889,7 +908,20 @@ void on_leg_readable(Conn& c, int which) {
     }
 }
 
+void write_tx_times() {
+    if (opt.tx_times.empty()) return;
+    std::FILE* f = std::fopen(opt.tx_times.c_str(), "w");
+    if (!f) {
+        std::fprintf(stderr, "load_client: cannot write %s: %s\n", opt.tx_times.c_str(), std::strerror(errno));
+        return;
+    }
+    for (const auto& [lsn, t] : tx_times)
+        std::fprintf(f, "%" PRIu64 " %" PRId64 " %" PRId64 " %" PRIu64 "\n", lsn, t.first_us, t.last_us, t.deliveries);
+    std::fclose(f);
+}
+
 void print_report() {
+    write_tx_times();
     std::uint64_t dups = 0, min_ev = UINT64_MAX, max_ev = 0, lost = 0, extra = 0;
     int open_clients = 0;
     for (const Conn& c : conns) {
@@ -966,6 +998,7 @@ void usage() {
                  "                   [--transport websocket|polling] [--project p1] [--tenant acme]\n"
                  "                   [--tenant-claim tenantId] [--setup-ms 60000] [--drain-ms 5000]\n"
                  "                   [--max-ms 600000] [--concurrent-setup 200] [--recv-buffer 16384]\n"
+                 "                   [--tx-times FILE]\n"
                  "commands on stdin: start | stop | expect K | report\n");
     std::exit(2);
 }
@@ -990,6 +1023,7 @@ int main(int argc, char** argv) {
         else if (a == "--drain-ms") opt.drain_ms = std::atoi(val().c_str());
         else if (a == "--max-ms") opt.max_ms = std::atoi(val().c_str());
         else if (a == "--concurrent-setup") opt.concurrent_setup = std::atoi(val().c_str());
+        else if (a == "--tx-times") opt.tx_times = val();
         else if (a == "--recv-buffer") opt.recv_buffer = static_cast<std::size_t>(std::atol(val().c_str()));
         else if (a == "--transport") {
             const std::string t = val();
