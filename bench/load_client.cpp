@@ -1,13 +1,22 @@
-// load_client: N Socket.IO v5 / Engine.IO v4 WebSocket clients in one process, one thread,
-// epoll and non-blocking sockets, for bench/e2e (README.md beside this file).
+// load_client: N Socket.IO v5 / Engine.IO v4 clients in one process, one thread, epoll and
+// non-blocking sockets, for bench/e2e, bench/drain, bench/idle and bench/fanout-floor
+// (README.md beside this file).
 //
-// Each client: TCP connect to 127.0.0.1:PORT, WebSocket upgrade on
-// /socket.io/?EIO=4&transport=websocket, waits for the Engine.IO open packet `0{...}`, sends
-// Socket.IO CONNECT `40{"token":"<HS256 JWT>"}`, waits for `40{...}`, emits
-// `421["join-project","<project>"]` and waits for the ack `431[{"ok":true}]`. Then it counts
-// `42["task:created",{...}]` events, reading only `eventId` (loss, duplicates, order per client)
-// and `committedAt` (latency = receive time - committedAt, CLOCK_REALTIME on both sides).
-// Engine.IO pings (`2`) are answered `3`; WebSocket pings get a pong.
+// --transport websocket (the default): TCP connect to 127.0.0.1:PORT, WebSocket upgrade on
+// /socket.io/?EIO=4&transport=websocket, then the packets below as text frames.
+// --transport polling: Engine.IO long-polling, never upgrading. The handshake is
+// `GET /socket.io/?EIO=4&transport=polling`, answered `0{"sid":...}`; after it the client keeps
+// one GET `...&sid=SID` waiting at all times (a response may carry several packets separated by
+// \x1e) and sends its packets by POST, one POST in flight at a time (packets queued meanwhile
+// leave together in the next). walcast answers every HTTP request with `Connection: close`, so
+// each GET and each POST is a new TCP connection on the same epoll loop.
+//
+// Either way: waits for the Engine.IO open packet `0{...}`, sends Socket.IO CONNECT
+// `40{"token":"<HS256 JWT>"}`, waits for `40{...}`, emits `421["join-project","<project>"]`
+// and waits for the ack `431[{"ok":true}]`. Then it counts `42["task:created",{...}]` events,
+// reading only `eventId` (loss, duplicates, order per client) and `committedAt` (latency =
+// receive time - committedAt, CLOCK_REALTIME on both sides; the receive time is taken once
+// per recv). Engine.IO pings (`2`) are answered `3`; WebSocket pings get a pong.
 //
 // Control on stdin, one command a line (bench/e2e writes them through a FIFO):
 //   start       the measured window begins: deliveries are counted and latencies sampled
@@ -17,7 +26,10 @@
 //               them or --drain-ms pass without progress, then print the report and exit
 //   report      print the report now and exit (also on EOF)
 // stdout: `ready connected=N` once every client has joined (or `failed ...` and exit 1 when
-// some cannot by --setup-ms), then the report as key=value lines.
+// some cannot by --setup-ms), then the report as key=value lines. With --tx-times FILE the
+// report also writes, per transaction received after `start`, "LSN FIRST_US LAST_US N": its
+// eventId's LSN (decimal), when its events first and last reached a client (CLOCK_REALTIME,
+// µs) and how many deliveries there were (bench/latency-breakdown).
 //
 // Only what is counted is parsed: the frame header and two JSON string values found by
 // searching for their keys. Client frames are masked (RFC 6455 5.3).
@@ -34,6 +46,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdint>
@@ -43,6 +56,8 @@
 #include <ctime>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -234,11 +249,27 @@ struct Histogram {
 
 enum class State { Connecting, Upgrading, WaitOpen, WaitConnect, WaitAck, Joined, Closed };
 
+// One HTTP request of a polling client, on its own TCP connection.
+struct HttpLeg {
+    int fd = -1;
+    std::uint32_t gen = 0;                   // tells this connection's epoll events from an earlier one's
+    std::string out;                         // request bytes not yet written
+    std::string in;                          // response bytes so far
+    std::size_t body_at = 0;                 // where the body starts, once the head is in (0: not yet)
+    std::size_t length = std::string::npos;  // Content-Length, when the head gave one
+    int status = 0;
+};
+enum Leg : int { kGet = 0, kPost = 1 };  // a WebSocket client uses leg 0 for its one socket
+
 struct Conn {
     int fd = -1;
     int index = 0;
     State state = State::Connecting;
     std::string token;
+    // polling
+    HttpLeg legs[2];
+    std::string sid;
+    std::string post_queue;  // packets for the next POST, joined by \x1e
     std::vector<char> in;  // received bytes not yet parsed: [in_start, in_end)
     std::size_t in_start = 0, in_end = 0;
     std::string out;       // bytes not yet written
@@ -260,6 +291,9 @@ struct Options {
     std::string host = "127.0.0.1";
     int port = 0;
     int clients = 100;
+    bool polling = false;
+    std::size_t recv_buffer = 16 * 1024;  // a WebSocket client's first receive buffer
+    std::string tx_times;                 // --tx-times FILE: per transaction, first and last receive
     std::string secret;
     std::string project = "p1";
     std::string tenant = "acme";
@@ -275,6 +309,8 @@ struct Stats {
     std::uint64_t events = 0, window_events = 0, other_events = 0, other_packets = 0;
     std::uint64_t pings = 0, ws_pings = 0, parse_errors = 0, stale = 0;
     std::uint64_t bytes = 0;
+    std::uint64_t gets = 0, posts = 0, empty_gets = 0;  // polling: HTTP requests answered
+    std::uint64_t window_reads = 0;  // recv calls that returned data, in the window: about the server's writes
     std::int64_t window_start_us = 0, window_end_us = 0;
     bool in_window = false, sampling = false;
     Histogram latency;
@@ -282,6 +318,13 @@ struct Stats {
 
 Options opt;
 Stats stats;
+// --tx-times: per transaction (the eventId's LSN), when its events first and last reached a
+// client, and how many did, for events received after `start`.
+struct TxTimes {
+    std::int64_t first_us = 0, last_us = 0;
+    std::uint64_t deliveries = 0;
+};
+std::unordered_map<std::uint64_t, TxTimes> tx_times;
 std::vector<Conn> conns;
 int epfd = -1;
 std::int64_t start_us = 0;  // when this program started (CLOCK_REALTIME)
@@ -294,11 +337,58 @@ void fail(const char* what) {
     std::exit(2);
 }
 
+// epoll's word for a socket: client index, leg, and the leg's generation (a polling leg's
+// socket changes with every request; an event queued for the previous one must not reach it).
+std::uint64_t epoll_id(int index, int leg, std::uint32_t gen) {
+    return (static_cast<std::uint64_t>(index) << 32) | (static_cast<std::uint64_t>(leg) << 31) | (gen & 0x7fffffffu);
+}
+constexpr std::uint64_t kStdin = ~0ull;
+// A finished polling request's socket, waiting for the server to close it: the tag bit and the fd.
+constexpr std::uint64_t kLingering = 1ull << 62;
+
 void update_epoll(Conn& c) {
     epoll_event ev{};
     ev.events = EPOLLIN | (c.out.empty() ? 0u : static_cast<unsigned>(EPOLLOUT));
-    ev.data.u32 = static_cast<std::uint32_t>(c.index);
+    ev.data.u64 = epoll_id(c.index, 0, 0);
     epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void close_leg(HttpLeg& l) {
+    if (l.fd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, l.fd, nullptr);
+        ::close(l.fd);
+    }
+    const std::uint32_t gen = l.gen;
+    l = HttpLeg{};
+    l.gen = gen;
+}
+
+// A polling request's answer is complete: its socket stays open until walcast closes it
+// (Connection: close), so the server side closes first and holds the TIME_WAIT. Closed here
+// first, every request would leave a TIME_WAIT on a local port, and at ~20,000 requests/s
+// the ports (reusable on loopback only a second or more later) would run out.
+void linger(HttpLeg& l) {
+    if (l.fd >= 0) {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP;
+        ev.data.u64 = kLingering | static_cast<std::uint32_t>(l.fd);
+        epoll_ctl(epfd, EPOLL_CTL_MOD, l.fd, &ev);
+        l.fd = -1;
+    }
+    close_leg(l);
+}
+
+void on_lingering(int fd) {
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n > 0) continue;  // nothing is expected after the answer; ignored
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+        ::close(fd);
+        return;
+    }
 }
 
 void close_conn(Conn& c, const char* why) {
@@ -307,9 +397,13 @@ void close_conn(Conn& c, const char* why) {
     else --connecting_now;  // started, not yet joined
     if (c.close_reason.empty()) c.close_reason = why;
     c.state = State::Closed;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
-    ::close(c.fd);
-    c.fd = -1;
+    if (c.fd >= 0) {
+        epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+        ::close(c.fd);
+        c.fd = -1;
+    }
+    close_leg(c.legs[kGet]);
+    close_leg(c.legs[kPost]);
     ++closed;
 }
 
@@ -354,7 +448,15 @@ void send_frame(Conn& c, int opcode, std::string_view payload) {
     if (was_empty) flush_out(c);
 }
 
-void send_text(Conn& c, std::string_view text) { send_frame(c, 0x1, text); }
+void post_queued(Conn& c);
+
+// One Engine.IO packet to the server: a text frame, or a place in the next POST.
+void send_packet(Conn& c, std::string_view packet) {
+    if (!opt.polling) return send_frame(c, 0x1, packet);
+    if (!c.post_queue.empty()) c.post_queue.push_back('\x1e');
+    c.post_queue.append(packet.data(), packet.size());
+    post_queued(c);
+}
 
 // Finds `"key":"` in [p, end) and returns the string value's bounds (no unescaping needed for
 // the values looked up here).
@@ -423,21 +525,37 @@ void on_event(Conn& c, const char* p, const char* end, std::int64_t now_us) {
     ++c.events;
     ++stats.events;
     if (stats.in_window) ++stats.window_events;
-    if (stats.sampling) stats.latency.add(now_us - committed);
+    if (stats.sampling) {
+        stats.latency.add(now_us - committed);
+        if (!opt.tx_times.empty()) {
+            TxTimes& t = tx_times[lsn];
+            if (t.deliveries++ == 0 || now_us < t.first_us) t.first_us = now_us;
+            if (now_us > t.last_us) t.last_us = now_us;
+        }
+    }
 }
 
 void on_text(Conn& c, const char* p, std::size_t n, std::int64_t now_us) {
     const char* end = p + n;
     if (n == 1 && p[0] == '2') {  // Engine.IO ping
         ++stats.pings;
-        send_text(c, "3");
+        send_packet(c, "3");
         return;
     }
     switch (c.state) {
     case State::WaitOpen:
         if (n > 0 && p[0] == '0') {
+            if (opt.polling) {
+                const char* vb;
+                const char* ve;
+                if (!find_string_value(p, end, "\"sid\":\"", vb, ve)) {
+                    close_conn(c, "open packet without a sid");
+                    return;
+                }
+                c.sid.assign(vb, ve);
+            }
             c.state = State::WaitConnect;
-            send_text(c, "40{\"token\":\"" + c.token + "\"}");
+            send_packet(c, "40{\"token\":\"" + c.token + "\"}");
         } else {
             ++stats.other_packets;
         }
@@ -445,7 +563,7 @@ void on_text(Conn& c, const char* p, std::size_t n, std::int64_t now_us) {
     case State::WaitConnect:
         if (n >= 2 && p[0] == '4' && p[1] == '0') {
             c.state = State::WaitAck;
-            send_text(c, "421[\"join-project\",\"" + json_escape(opt.project) + "\"]");
+            send_packet(c, "421[\"join-project\",\"" + json_escape(opt.project) + "\"]");
         } else if (n >= 2 && p[0] == '4' && p[1] == '4') {
             c.close_reason = "connect refused: " + std::string(p, std::min<std::size_t>(n, 200));
             close_conn(c, "connect refused");
@@ -604,20 +722,30 @@ bool handle_upgrade_response(Conn& c) {
     return true;
 }
 
-void start_connect(Conn& c, const sockaddr_in& addr, const std::string& request) {
+sockaddr_in server_addr{};
+std::string host_header;  // "127.0.0.1:PORT"
+std::uint64_t connect_errors = 0;
+
+bool open_leg(Conn& c, int which, std::string request);
+
+void start_connect(Conn& c, const std::string& request) {
+    ++connecting_now;
+    if (opt.polling) {
+        c.state = State::WaitOpen;
+        open_leg(c, kGet, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: " + host_header + "\r\n\r\n");
+        return;
+    }
     c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c.fd < 0) fail("socket");
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c.in.resize(16 * 1024);  // grows when a frame or a burst needs more
-    ++connecting_now;
-    int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    c.in.resize(opt.recv_buffer);  // grows when a frame or a burst needs more
+    int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&server_addr), sizeof server_addr);
     if (r < 0 && errno != EINPROGRESS) {
-        c.state = State::Connecting;
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.u32 = static_cast<std::uint32_t>(c.index);
-        epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev);
+        ++connect_errors;
+        c.close_reason = std::string("connect failed: ") + std::strerror(errno);
+        ::close(c.fd);
+        c.fd = -1;
         close_conn(c, "connect failed");
         return;
     }
@@ -625,7 +753,7 @@ void start_connect(Conn& c, const sockaddr_in& addr, const std::string& request)
     c.out = request;
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT;
-    ev.data.u32 = static_cast<std::uint32_t>(c.index);
+    ev.data.u64 = epoll_id(c.index, 0, 0);
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev) < 0) fail("epoll_ctl");
 }
 
@@ -653,6 +781,7 @@ void on_readable(Conn& c) {
             return;
         }
         c.in_end += static_cast<std::size_t>(n);
+        if (stats.in_window) ++stats.window_reads;
         const std::int64_t now = realtime_us();
         if (c.state == State::Upgrading && !handle_upgrade_response(c)) {
             if (c.state == State::Closed) return;
@@ -663,7 +792,166 @@ void on_readable(Conn& c) {
     }
 }
 
+// ---- long-polling ------------------------------------------------------------------------
+
+// Starts one HTTP request on a new connection. False (and the client closed) when the
+// connection cannot even be started: no local port left shows here as EADDRNOTAVAIL.
+bool open_leg(Conn& c, int which, std::string request) {
+    HttpLeg& l = c.legs[which];
+    close_leg(l);
+    ++l.gen;
+    l.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l.fd < 0) fail("socket");
+    int one = 1;
+    setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (::connect(l.fd, reinterpret_cast<const sockaddr*>(&server_addr), sizeof server_addr) < 0 &&
+        errno != EINPROGRESS) {
+        ++connect_errors;
+        c.close_reason = std::string(which == kGet ? "GET" : "POST") + " connect failed: " + std::strerror(errno);
+        ::close(l.fd);
+        l.fd = -1;
+        close_conn(c, "connect failed");
+        return false;
+    }
+    l.out = std::move(request);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = epoll_id(c.index, which, l.gen);
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, l.fd, &ev) < 0) fail("epoll_ctl");
+    return true;
+}
+
+void flush_leg(Conn& c, int which) {
+    HttpLeg& l = c.legs[which];
+    while (!l.out.empty()) {
+        ssize_t n = ::send(l.fd, l.out.data(), l.out.size(), MSG_NOSIGNAL);
+        if (n > 0) {
+            l.out.erase(0, static_cast<std::size_t>(n));
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;  // still EPOLLOUT
+        } else {
+            c.close_reason = std::string(which == kGet ? "GET" : "POST") + " send failed: " + std::strerror(errno);
+            close_conn(c, "send failed");
+            return;
+        }
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = epoll_id(c.index, which, l.gen);
+    epoll_ctl(epfd, EPOLL_CTL_MOD, l.fd, &ev);
+}
+
+std::string poll_url(const Conn& c) { return "/socket.io/?EIO=4&transport=polling&sid=" + c.sid; }
+
+// The next GET; there is always one waiting while the client lives.
+void poll_next(Conn& c) {
+    open_leg(c, kGet, "GET " + poll_url(c) + " HTTP/1.1\r\nHost: " + host_header + "\r\n\r\n");
+}
+
+// Sends what is queued, unless a POST is in flight (its answer sends the rest).
+void post_queued(Conn& c) {
+    if (c.state == State::Closed || c.legs[kPost].fd >= 0 || c.post_queue.empty()) return;
+    std::string body = std::exchange(c.post_queue, {});
+    open_leg(c, kPost,
+             "POST " + poll_url(c) + " HTTP/1.1\r\nHost: " + host_header +
+                 "\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: " + std::to_string(body.size()) +
+                 "\r\n\r\n" + body);
+}
+
+// Parses the head once it is in: status and Content-Length.
+bool parse_head(HttpLeg& l) {
+    const std::size_t end = l.in.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    l.body_at = end + 4;
+    l.status = l.in.compare(0, 9, "HTTP/1.1 ") == 0 || l.in.compare(0, 9, "HTTP/1.0 ") == 0
+                   ? std::atoi(l.in.c_str() + 9)
+                   : -1;
+    std::string head = l.in.substr(0, end);
+    for (char& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const std::size_t at = head.find("\r\ncontent-length:");
+    if (at != std::string::npos) l.length = std::strtoull(head.c_str() + at + 17, nullptr, 10);
+    return true;
+}
+
+// A whole answer came (or the connection closed after its head, without a Content-Length).
+void on_answer(Conn& c, int which, std::int64_t now_us) {
+    HttpLeg& l = c.legs[which];
+    const int status = l.status;
+    std::string body = l.in.substr(l.body_at, l.length == std::string::npos ? std::string::npos : l.length);
+    linger(l);
+    stats.bytes += body.size();
+    if (status != 200) {
+        for (char& ch : body)
+            if (ch == '\n' || ch == '\r') ch = ' ';
+        c.close_reason = std::string(which == kGet ? "GET" : "POST") + " answered " + std::to_string(status) + ": " +
+                         body.substr(0, 200);
+        close_conn(c, "HTTP error");
+        return;
+    }
+    if (which == kPost) {
+        ++stats.posts;
+        post_queued(c);
+        return;
+    }
+    ++stats.gets;
+    if (body.empty()) ++stats.empty_gets;
+    std::size_t at = 0;
+    while (at <= body.size() && c.state != State::Closed) {
+        std::size_t sep = body.find('\x1e', at);
+        if (sep == std::string::npos) sep = body.size();
+        if (sep > at) on_text(c, body.data() + at, sep - at, now_us);
+        at = sep + 1;
+    }
+    if (c.state != State::Closed) poll_next(c);
+}
+
+void on_leg_readable(Conn& c, int which) {
+    static char buf[64 * 1024];
+    HttpLeg& l = c.legs[which];
+    for (;;) {
+        ssize_t n = ::recv(l.fd, buf, sizeof buf, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            c.close_reason = std::string(which == kGet ? "GET" : "POST") + " recv failed: " + std::strerror(errno);
+            close_conn(c, "recv failed");
+            return;
+        }
+        const std::int64_t now = realtime_us();
+        if (n == 0) {
+            if (l.body_at > 0 && l.length == std::string::npos) return on_answer(c, which, now);
+            c.close_reason = std::string(which == kGet ? "GET" : "POST") + ": connection closed before a whole answer (" +
+                             std::to_string(l.in.size()) + " bytes)";
+            close_conn(c, "eof");
+            return;
+        }
+        l.in.append(buf, static_cast<std::size_t>(n));
+        if (stats.in_window) ++stats.window_reads;
+        if (l.body_at == 0 && !parse_head(l)) {
+            if (l.in.size() > 16384) close_conn(c, "oversized HTTP head");
+            if (c.state == State::Closed) return;
+            continue;
+        }
+        if (l.length != std::string::npos && l.in.size() >= l.body_at + l.length) return on_answer(c, which, now);
+    }
+}
+
+void write_tx_times() {
+    if (opt.tx_times.empty()) return;
+    std::FILE* f = std::fopen(opt.tx_times.c_str(), "w");
+    if (!f) {
+        std::fprintf(stderr, "load_client: cannot write %s: %s\n", opt.tx_times.c_str(), std::strerror(errno));
+        return;
+    }
+    for (const auto& [lsn, t] : tx_times)
+        std::fprintf(f, "%" PRIu64 " %" PRId64 " %" PRId64 " %" PRIu64 "\n", lsn, t.first_us, t.last_us, t.deliveries);
+    std::fclose(f);
+}
+
 void print_report() {
+    write_tx_times();
     std::uint64_t dups = 0, min_ev = UINT64_MAX, max_ev = 0, lost = 0, extra = 0;
     int open_clients = 0;
     for (const Conn& c : conns) {
@@ -690,6 +978,7 @@ void print_report() {
     std::printf("window_events=%" PRIu64 "\n", stats.window_events);
     std::printf("window_s=%.3f\n", window_s);
     std::printf("deliveries_per_s=%.0f\n", window_s > 0 ? stats.window_events / window_s : 0.0);
+    std::printf("window_reads=%" PRIu64 "\n", stats.window_reads);
     std::printf("min_per_client=%" PRIu64 "\n", min_ev);
     std::printf("max_per_client=%" PRIu64 "\n", max_ev);
     if (expect >= 0) {
@@ -702,11 +991,20 @@ void print_report() {
     std::printf("other_events=%" PRIu64 "\n", stats.other_events);
     std::printf("parse_errors=%" PRIu64 "\n", stats.parse_errors);
     std::printf("pings=%" PRIu64 "\n", stats.pings);
+    std::printf("transport=%s\n", opt.polling ? "polling" : "websocket");
+    std::printf("connect_errors=%" PRIu64 "\n", connect_errors);
+    if (opt.polling) {
+        std::printf("http_gets=%" PRIu64 "\n", stats.gets);
+        std::printf("http_gets_empty=%" PRIu64 "\n", stats.empty_gets);
+        std::printf("http_posts=%" PRIu64 "\n", stats.posts);
+    }
     std::printf("bytes=%" PRIu64 "\n", stats.bytes);
     std::printf("lat_n=%" PRIu64 "\n", stats.latency.n);
     std::printf("lat_negative=%" PRIu64 "\n", stats.latency.negative);
     std::printf("p50_ms=%.2f\n", stats.latency.quantile_ms(0.50));
+    std::printf("p90_ms=%.2f\n", stats.latency.quantile_ms(0.90));
     std::printf("p99_ms=%.2f\n", stats.latency.quantile_ms(0.99));
+    std::printf("p999_ms=%.2f\n", stats.latency.quantile_ms(0.999));
     std::printf("max_ms=%.2f\n", stats.latency.max_us / 1000.0);
     std::printf("mean_ms=%.2f\n", stats.latency.n ? static_cast<double>(stats.latency.sum_us / stats.latency.n) / 1000.0 : 0.0);
     std::printf("cpu_user_s=%.3f\n", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
@@ -727,8 +1025,10 @@ void print_report() {
 void usage() {
     std::fprintf(stderr,
                  "usage: load_client --port PORT --secret SECRET [--host 127.0.0.1] [--clients N]\n"
-                 "                   [--project p1] [--tenant acme] [--tenant-claim tenantId]\n"
-                 "                   [--setup-ms 60000] [--drain-ms 5000] [--max-ms 600000]\n"
+                 "                   [--transport websocket|polling] [--project p1] [--tenant acme]\n"
+                 "                   [--tenant-claim tenantId] [--setup-ms 60000] [--drain-ms 5000]\n"
+                 "                   [--max-ms 600000] [--concurrent-setup 200] [--recv-buffer 16384]\n"
+                 "                   [--tx-times FILE]\n"
                  "commands on stdin: start | stop | expect K | report\n");
     std::exit(2);
 }
@@ -752,14 +1052,28 @@ int main(int argc, char** argv) {
         else if (a == "--setup-ms") opt.setup_ms = std::atoi(val().c_str());
         else if (a == "--drain-ms") opt.drain_ms = std::atoi(val().c_str());
         else if (a == "--max-ms") opt.max_ms = std::atoi(val().c_str());
-        else usage();
+        else if (a == "--concurrent-setup") opt.concurrent_setup = std::atoi(val().c_str());
+        else if (a == "--tx-times") opt.tx_times = val();
+        else if (a == "--recv-buffer") opt.recv_buffer = static_cast<std::size_t>(std::atol(val().c_str()));
+        else if (a == "--transport") {
+            const std::string t = val();
+            if (t == "polling") opt.polling = true;
+            else if (t != "websocket") usage();
+        } else usage();
     }
-    if (opt.port <= 0 || opt.port > 65535 || opt.clients <= 0 || opt.secret.empty()) usage();
+    if (opt.port <= 0 || opt.port > 65535 || opt.clients <= 0 || opt.secret.empty() || opt.concurrent_setup <= 0 ||
+        opt.recv_buffer < 256)
+        usage();
 
+    // A WebSocket client holds one socket, a polling client up to two (its GET and a POST).
+    const rlim_t need = static_cast<rlim_t>(opt.clients) * (opt.polling ? 2 : 1) + 64;
     rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < static_cast<rlim_t>(opt.clients) + 64) {
-        rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, static_cast<rlim_t>(opt.clients) + 64);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+        rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, need);
         setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < need)
+            std::fprintf(stderr, "load_client: the open-file limit (hard %llu) is below the %llu descriptors %d clients need\n",
+                         static_cast<unsigned long long>(rl.rlim_max), static_cast<unsigned long long>(need), opt.clients);
     }
 
     start_us = realtime_us();
@@ -783,7 +1097,8 @@ int main(int argc, char** argv) {
                                 "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
                                 "\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-    sockaddr_in addr{};
+    sockaddr_in& addr = server_addr;
+    host_header = opt.host + ":" + std::to_string(opt.port);
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(opt.port));
     if (inet_pton(AF_INET, opt.host.c_str(), &addr.sin_addr) != 1) {
@@ -802,12 +1117,11 @@ int main(int argc, char** argv) {
     }
 
     // stdin: control commands.
-    const std::uint32_t kStdin = 0xFFFFFFFFu;
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     {
         epoll_event ev{};
         ev.events = EPOLLIN;
-        ev.data.u32 = kStdin;
+        ev.data.u64 = kStdin;
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) < 0) {
             std::fprintf(stderr, "load_client: stdin must be a pipe or FIFO (commands)\n");
             return 2;
@@ -825,7 +1139,7 @@ int main(int argc, char** argv) {
     for (;;) {
         // Keep up to concurrent_setup handshakes in flight until everyone has started.
         while (!ready && next_to_start < opt.clients && connecting_now < opt.concurrent_setup) {
-            start_connect(conns[next_to_start], addr, request);
+            start_connect(conns[next_to_start], request);
             ++next_to_start;
         }
         const std::int64_t now_ms = monotonic_ms();
@@ -870,7 +1184,11 @@ int main(int argc, char** argv) {
             fail("epoll_wait");
         }
         for (int i = 0; i < n; ++i) {
-            const std::uint32_t id = evs[i].data.u32;
+            const std::uint64_t id = evs[i].data.u64;
+            if (id != kStdin && (id & kLingering)) {
+                on_lingering(static_cast<int>(id & 0xffffffffu));
+                continue;
+            }
             if (id == kStdin) {
                 char buf[4096];
                 for (;;) {
@@ -913,8 +1231,24 @@ int main(int argc, char** argv) {
                 }
                 continue;
             }
-            Conn& c = conns[id];
+            Conn& c = conns[id >> 32];
             if (c.state == State::Closed) continue;
+            if (opt.polling) {
+                const int which = static_cast<int>((id >> 31) & 1);
+                HttpLeg& l = c.legs[which];
+                if (l.fd < 0 || (l.gen & 0x7fffffffu) != (id & 0x7fffffffu)) continue;  // an earlier request's
+                if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN)) {
+                    int err = 0;
+                    socklen_t len = sizeof err;
+                    getsockopt(l.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                    c.close_reason = std::string(which == kGet ? "GET" : "POST") + " socket error: " + std::strerror(err);
+                    close_conn(c, "socket error");
+                    continue;
+                }
+                if (evs[i].events & EPOLLOUT) flush_leg(c, which);
+                if (c.state != State::Closed && l.fd >= 0 && (evs[i].events & EPOLLIN)) on_leg_readable(c, which);
+                continue;
+            }
             if (evs[i].events & (EPOLLERR | EPOLLHUP) && !(evs[i].events & EPOLLIN)) {
                 int err = 0;
                 socklen_t len = sizeof err;
