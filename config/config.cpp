@@ -173,6 +173,7 @@ const std::vector<Section>& sections() {
                     "max_detached_sessions", "max_detached_per_user"}},
         {"events", {"numbers_as_strings"}},
         {"recovery", {"window_seconds", "max_bytes", "state_dir"}},
+        {"cluster", {"redis", "stream", "max_len", "password_file"}},
     };
     return all;
 }
@@ -491,6 +492,27 @@ void read_recovery(Checker& check, const toml::table& t, Config& cfg) {
     if (const auto* v = t.get("state_dir")) check.read(*v, "recovery.state_dir", cfg.state_dir);
 }
 
+void read_cluster(Checker& check, const toml::table& t, Config& cfg) {
+    if (const auto* v = t.get("redis")) {
+        std::string url;
+        if (check.read(*v, "cluster.redis", url)) {
+            if (auto parsed = parse_redis_url(url); parsed) cfg.redis = std::move(url);
+            else check.report(line_of(*v), "cluster.redis", parsed.error().message);
+        }
+    } else {
+        check.report(line_of(t), "cluster.redis", "required key missing (redis://host:port/db or unix:///path)");
+    }
+    if (const auto* v = t.get("stream")) {
+        std::string stream;
+        if (check.read(*v, "cluster.stream", stream)) {
+            if (stream.empty()) check.report(line_of(*v), "cluster.stream", "must not be empty");
+            else cfg.stream = std::move(stream);
+        }
+    }
+    read_count(check, t, "cluster", "max_len", 100, "at least 100", cfg.max_len);
+    if (const auto* v = t.get("password_file")) check.read(*v, "cluster.password_file", cfg.password_file);
+}
+
 struct RoutedTable {
     std::size_t model;  // 1-based, as in messages
     std::size_t line;
@@ -651,6 +673,7 @@ void read_root(Checker& check, const toml::table& root, Config& cfg) {
             else if (name == "limits") read_limits(check, *table, cfg);
             else if (name == "events") read_events(check, *table, cfg);
             else if (name == "recovery") read_recovery(check, *table, cfg);
+            else if (name == "cluster") read_cluster(check, *table, cfg);
             continue;
         }
         if (value.is_table() || value.is_array_of_tables()) {
@@ -680,6 +703,52 @@ std::string model_key(std::string_view schema, std::string_view table) {
 }
 
 }  // namespace
+
+Result<RedisAddress> parse_redis_url(std::string_view url) {
+    RedisAddress a;
+    auto number = [](std::string_view s, unsigned long max, unsigned long& out) {
+        if (s.empty() || s.size() > 10) return false;
+        out = 0;
+        for (char c : s) {
+            if (c < '0' || c > '9') return false;
+            out = out * 10 + static_cast<unsigned long>(c - '0');
+        }
+        return out <= max;
+    };
+    unsigned long n = 0;
+    if (url.rfind("unix://", 0) == 0) {
+        std::string_view rest = url.substr(7);
+        const auto q = rest.find('?');
+        a.path = std::string(rest.substr(0, q));
+        if (a.path.empty() || a.path[0] != '/') return make_error("a unix:// Redis URL needs an absolute path, got " + quoted(url));
+        if (q != std::string_view::npos) {
+            const std::string_view query = rest.substr(q + 1);
+            if (query.rfind("db=", 0) != 0 || !number(query.substr(3), 1000000, n))
+                return make_error("a unix:// Redis URL takes only ?db=N, got " + quoted(url));
+            a.db = static_cast<unsigned>(n);
+        }
+        return a;
+    }
+    if (url.rfind("redis://", 0) != 0) return make_error("expected redis://host:port/db or unix:///path, got " + quoted(url));
+    std::string_view rest = url.substr(8);
+    if (rest.find('@') != std::string_view::npos)
+        return make_error("put the Redis password in [cluster] password_file, not in the URL");
+    const auto slash = rest.find('/');
+    std::string_view hostport = rest.substr(0, slash);
+    if (slash != std::string_view::npos && slash + 1 < rest.size()) {
+        if (!number(rest.substr(slash + 1), 1000000, n)) return make_error("bad database number in " + quoted(url));
+        a.db = static_cast<unsigned>(n);
+    }
+    const auto colon = hostport.rfind(':');
+    if (colon != std::string_view::npos && hostport.find(']') == std::string_view::npos) {
+        if (!number(hostport.substr(colon + 1), 65535, n) || n == 0) return make_error("bad port in " + quoted(url));
+        a.port = static_cast<std::uint16_t>(n);
+        hostport = hostport.substr(0, colon);
+    }
+    if (hostport.empty()) return make_error("no host in " + quoted(url));
+    a.host = std::string(hostport);
+    return a;
+}
 
 Result<RoomTemplate> parse_room_template(std::string_view text) {
     if (trim(text).empty()) return make_error("empty room template");

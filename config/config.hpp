@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -90,6 +91,13 @@ struct Config {
     std::size_t recovery_max_bytes = std::size_t(64) << 20;
     std::string state_dir;  // durable recovery state; default $STATE_DIRECTORY (systemd)
 
+    // [cluster]: several walcast nodes (and Node.js Socket.IO servers) over one Redis
+    // stream in the format of @socket.io/redis-streams-adapter. Empty `redis`: one node.
+    std::string redis;  // "redis://host:port[/db]" or "unix:///path/to/redis.sock[?db=N]"
+    std::string stream = "socket.io";
+    std::size_t max_len = 100000;  // XADD MAXLEN ~: the stream's (and the recovery window's) length
+    std::string password_file;
+
     std::vector<ModelConfig> models;
 
     // nullptr when the table is not routed.
@@ -101,6 +109,16 @@ struct Config {
 private:
     std::unordered_map<std::string, std::size_t> model_index_;  // "schema.table" -> models[i]
 };
+
+// A parsed [cluster] redis URL.
+struct RedisAddress {
+    std::string host;     // empty for a Unix socket
+    std::uint16_t port = 6379;
+    std::string path;     // the Unix socket, empty for TCP
+    unsigned db = 0;
+};
+// "redis://host:port/db", "redis://host" (port 6379, db 0), "unix:///run/redis.sock?db=2".
+Result<RedisAddress> parse_redis_url(std::string_view url);
 
 // Parses TOML text. `origin` names the source in messages ("walcast.toml").
 // Errors read "walcast.toml:12: model[2].rooms: unbalanced '{' in \"project:{id\"".

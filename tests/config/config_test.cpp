@@ -383,20 +383,20 @@ slot = "walcast"
 
 [postgress]
 dsn = "x"
-)") == "walcast.toml:4: postgress: unknown section; allowed sections: postgres, server, auth, limits, events, recovery, model");
+)") == "walcast.toml:4: postgress: unknown section; allowed sections: postgres, server, auth, limits, events, recovery, cluster, model");
         CHECK(error_of(R"(
 [[models]]
 table = "public.Task"
-)") == "walcast.toml:1: models: unknown section; allowed sections: postgres, server, auth, limits, events, recovery, model");
+)") == "walcast.toml:1: models: unknown section; allowed sections: postgres, server, auth, limits, events, recovery, cluster, model");
     }
 
     TEST_CASE("a bare key above the first section says where it belongs") {
         CHECK(error_of(R"(
 slot = "walcast"
 )") == "walcast.toml:1: slot: unknown top-level key (it belongs in [postgres]); "
-       "allowed sections: postgres, server, auth, limits, events, recovery, model");
+       "allowed sections: postgres, server, auth, limits, events, recovery, cluster, model");
         CHECK(error_of("verbose = true\n") ==
-              "walcast.toml:1: verbose: unknown top-level key; allowed sections: postgres, server, auth, limits, events, recovery, model");
+              "walcast.toml:1: verbose: unknown top-level key; allowed sections: postgres, server, auth, limits, events, recovery, cluster, model");
     }
 
     TEST_CASE("unknown key names the key and lists the allowed ones") {
@@ -817,5 +817,36 @@ max_detached_per_user = 2
         CHECK(error_of("[limits]\nmax_connections_per_user = 0\n") ==
               "walcast.toml:2: limits.max_connections_per_user: must be a positive integer, got 0");
         CHECK(error_of("[auth]\naudience = 3\n") == "walcast.toml:2: auth.audience: expected a string, got an integer");
+    }
+}
+
+TEST_SUITE("config cluster") {
+    TEST_CASE("[cluster] keys and Redis URLs") {
+        const Config none = parse_ok("");
+        CHECK(none.redis.empty());
+        const Config c = parse_ok("[cluster]\nredis = \"redis://10.0.0.5:6380/2\"\nstream = \"walcast\"\nmax_len = 50000\npassword_file = \"/etc/walcast/redis.pw\"\n");
+        CHECK(c.redis == "redis://10.0.0.5:6380/2");
+        CHECK(c.stream == "walcast");
+        CHECK(c.max_len == 50000);
+        CHECK(c.password_file == "/etc/walcast/redis.pw");
+        auto a = parse_redis_url("redis://10.0.0.5:6380/2");
+        REQUIRE(a);
+        CHECK(a->host == "10.0.0.5");
+        CHECK(a->port == 6380);
+        CHECK(a->db == 2);
+        auto d = parse_redis_url("redis://cache");
+        REQUIRE(d);
+        CHECK(d->port == 6379);
+        CHECK(d->db == 0);
+        auto u = parse_redis_url("unix:///run/redis/redis.sock?db=3");
+        REQUIRE(u);
+        CHECK(u->path == "/run/redis/redis.sock");
+        CHECK(u->db == 3);
+        CHECK(error_of("[cluster]\nredis = \"http://x\"\n").find("expected redis://host:port/db or unix:///path") != std::string::npos);
+        CHECK(error_of("[cluster]\nredis = \"redis://:pw@x\"\n").find("password_file") != std::string::npos);
+        CHECK(error_of("[cluster]\nredis = \"redis://x:99999\"\n").find("bad port") != std::string::npos);
+        CHECK(error_of("[cluster]\nredis = \"unix://relative.sock\"\n").find("absolute path") != std::string::npos);
+        CHECK(error_of("[cluster]\nstream = \"s\"\n").find("cluster.redis: required key missing") != std::string::npos);
+        CHECK(error_of("[cluster]\nredis = \"redis://x\"\nmax_len = 5\n") == "walcast.toml:3: cluster.max_len: must be at least 100, got 5");
     }
 }
