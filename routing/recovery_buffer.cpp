@@ -8,7 +8,20 @@ namespace walcast {
 
 std::optional<EventOffset> EventOffset::parse(std::string_view text) {
     const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
+    if (colon == std::string_view::npos) {
+        // A stream entry id: <ms>-<seq>, both decimal.
+        const auto dash = text.find('-');
+        if (dash == std::string_view::npos) return std::nullopt;
+        std::uint64_t ms = 0;
+        std::uint32_t seq = 0;
+        const std::string_view a = text.substr(0, dash), b = text.substr(dash + 1);
+        auto [pa, ea] = std::from_chars(a.data(), a.data() + a.size(), ms);
+        auto [pb, eb] = std::from_chars(b.data(), b.data() + b.size(), seq);
+        if (a.empty() || b.empty() || ea != std::errc() || eb != std::errc() || pa != a.data() + a.size() ||
+            pb != b.data() + b.size())
+            return std::nullopt;
+        return EventOffset{Lsn{ms}, seq, true};
+    }
     auto lsn = Lsn::parse(text.substr(0, colon));
     if (!lsn) return std::nullopt;
     std::uint32_t index = 0;
@@ -18,7 +31,10 @@ std::optional<EventOffset> EventOffset::parse(std::string_view text) {
     return EventOffset{*lsn, index};
 }
 
-std::string EventOffset::str() const { return lsn.str() + ":" + std::to_string(index); }
+std::string EventOffset::str() const {
+    if (stream) return std::to_string(lsn.value) + "-" + std::to_string(index);
+    return lsn.str() + ":" + std::to_string(index);
+}
 
 void RecoveryBuffer::evict_front() {
     bytes_ -= events_.front().bytes;

@@ -18,9 +18,12 @@
 namespace walcast {
 
 // An event's position: "0/153C6A8:3" is transaction end 0/153C6A8, fourth event of it.
+// In cluster mode an offset is instead a Redis stream entry id, "1718000000000-3" (`lsn`
+// holds its milliseconds, `index` its sequence), shared with Node servers on the stream.
 struct EventOffset {
     Lsn lsn;
     std::uint32_t index = 0;
+    bool stream = false;  // printed as a stream entry id
 
     static std::optional<EventOffset> parse(std::string_view text);
     std::string str() const;

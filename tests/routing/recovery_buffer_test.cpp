@@ -122,3 +122,19 @@ TEST_CASE("the xid horizon rises with what leaves the buffer") {
     b.raise_xid_horizon(5000);
     CHECK(b.xid_horizon() == 5000);
 }
+
+TEST_CASE("offsets are eventIds, or stream entry ids in cluster mode") {
+    auto a = walcast::EventOffset::parse("0/153C6A8:3");
+    REQUIRE(a);
+    CHECK_FALSE(a->stream);
+    CHECK(a->str() == "0/153C6A8:3");
+    auto b = walcast::EventOffset::parse("1718000000000-7");
+    REQUIRE(b);
+    CHECK(b->stream);
+    CHECK(b->lsn.value == 1718000000000ULL);
+    CHECK(b->index == 7);
+    CHECK(b->str() == "1718000000000-7");
+    CHECK(*walcast::EventOffset::parse("1718000000000-6") < *b);
+    for (const char* bad : {"", "-", "1-", "-1", "x-1", "1-x", "1-99999999999", "0/1:", "0/1:x"})
+        CHECK_FALSE(walcast::EventOffset::parse(bad));
+}
