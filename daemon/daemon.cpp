@@ -38,7 +38,8 @@ Daemon::Daemon(boost::asio::io_context& io, Config config, ServerOptions server_
       record_(record),
       access_(make_access(io, config_)),
       state_(StateDir::resolve(config_.state_dir), config_.slot),
-      server_(io, std::move(server_options), *access_, metrics_, [this] { return stream_.streaming(); },
+      server_(io, std::move(server_options), *access_, metrics_,
+              [this] { return cluster_ ? cluster_->redis_up() && !paused_for_redis_ : stream_.streaming(); },
               [this] { return health_detail_; }),
       stream_(io, config_.dsn, config_.slot, config_.max_line_bytes, *this),
       router_(config_, *this, this),
@@ -46,7 +47,14 @@ Daemon::Daemon(boost::asio::io_context& io, Config config, ServerOptions server_
       retry_timer_(io),
       watchdog_timer_(io),
       tick_timer_(io),
-      window_(std::chrono::seconds(config_.recovery_window_seconds)) {}
+      window_(std::chrono::seconds(config_.recovery_window_seconds)) {
+    if (config_.redis.empty()) return;
+    cluster_ = std::make_unique<Cluster>(io, config_, static_cast<std::int64_t>(window_.count()),
+                                         config_.recovery_max_bytes, *this);
+    if (window_.count() > 0) server_.set_session_store(cluster_.get());
+    metrics_.cluster = true;
+    paused_for_redis_ = true;  // until Redis is reachable
+}
 
 Daemon::~Daemon() = default;
 
@@ -61,7 +69,8 @@ int Daemon::run() {
     load_state();
     start_watchdog();
     tick();
-    stream_.start();
+    if (cluster_) cluster_->start();  // the slot is streamed once Redis is reachable
+    else stream_.start();
     io_.run();
     return exit_code_;
 }
@@ -76,6 +85,7 @@ void Daemon::stop_on_signal(int signo) {
     save_state();
     state_.flush();
     stream_.stop();
+    if (cluster_) cluster_->stop();
     metrics_.streaming = false;
     server_.shutdown();
     // Give clients a moment to answer the close handshake, then leave.
@@ -98,7 +108,9 @@ SlotDecision Daemon::on_slot(const ServerIdentity& server, const SlotInfo& slot)
         // mean nothing there (another server's LSNs may even be lower).
         held_.clear();
         dispatched_ = Lsn{};
+        committed_end_ = Lsn{};
         delivered_upto_ = Lsn{};
+        if (cluster_) cluster_->restart_positions();
         skipping_ = false;
         stream_.forget_position();
         if (replaying_) finish_replay();
@@ -116,7 +128,7 @@ void Daemon::note_discontinuity(const SlotDecision& d) {
               lost_after.str() + " were not delivered and cannot be; connected clients are told to resync");
     health_detail_ = std::string("last discontinuity: ") + reason + " at " + utc_now() + ": events after " +
                      lost_after.str() + " lost; " + d.detail + "\n";
-    server_.resync(reason, lost_after, d.detail);
+    tell_resync(reason, lost_after, d.detail);
 }
 
 void Daemon::on_streaming() {
@@ -124,7 +136,8 @@ void Daemon::on_streaming() {
     backoff_ = std::chrono::seconds(1);
     stopped_logged_ = false;
     server_.set_xid_reference(stream_.next_xid_at_connect());
-    if (first_stream_ || episode_ != Discontinuity::None) {
+    metrics_.leader = cluster_ != nullptr;
+    if (!cluster_ && (first_stream_ || episode_ != Discontinuity::None)) {
         // The rebuilt buffer starts after the slot's confirmed position: offsets at or before
         // it (sessions of a previous process, or from before a discontinuity) cannot be resumed.
         server_.set_recovery_floor(stream_.slot_confirmed(), stream_.next_xid_at_connect());
@@ -145,7 +158,7 @@ void Daemon::on_streaming() {
     if (episode_ != Discontinuity::None) {
         const char* reason = discontinuity_name(episode_);
         // While walcast waited for the slot, events kept being lost: clients are told again.
-        if (waited_) server_.resync(reason, Lsn{}, "streaming again after waiting for the slot");
+        if (waited_) tell_resync(reason, Lsn{}, "streaming again after waiting for the slot");
         log_notice(std::string("streaming again after the discontinuity (") + reason + ") from " +
                    stream_.slot_confirmed().str());
         health_detail_ += "streaming again since " + utc_now() + " from " + stream_.slot_confirmed().str() + "\n";
@@ -219,10 +232,7 @@ void Daemon::on_wal_line(std::string_view line) {
         // The router has handed this transaction's events to every subscriber queue
         // (on_transaction ran synchronously): now it may be confirmed. nextlsn, not lsn:
         // confirming the commit record's start would replay the transaction.
-        if (change_.nextlsn && *change_.nextlsn > dispatched_) dispatched_ = *change_.nextlsn;
-        hold_back(dispatched_);
-        server_.set_stream_position(dispatched_);
-        if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
+        if (change_.nextlsn) commit_position(*change_.nextlsn);
         sync_counters();
     }
 }
@@ -254,12 +264,7 @@ void Daemon::on_commit(const TransactionInfo& txn, const Verdict& verdict, std::
 void Daemon::on_keepalive(Lsn wal_end, bool reply_requested) {
     metrics_.server_wal_end = stream_.server_wal_end().value;
     // Nothing in flight: let an idle slot advance so it does not hold WAL.
-    if (!assembler_.in_transaction() && !skipping_ && wal_end > dispatched_) {
-        dispatched_ = wal_end;
-        hold_back(dispatched_);
-        server_.set_stream_position(dispatched_);
-        if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
-    }
+    if (!assembler_.in_transaction() && !skipping_) commit_position(wal_end);
     // The walsender asks when it has not heard from us for half of wal_sender_timeout,
     // which our status updates prevent, or when PostgreSQL shuts down: then it waits for
     // everything it sent to be confirmed, so the held-back confirmations are released.
@@ -270,6 +275,7 @@ void Daemon::on_keepalive(Lsn wal_end, bool reply_requested) {
 
 void Daemon::on_stopped(const StopReason& reason) {
     metrics_.streaming = false;
+    metrics_.leader = false;
     skipping_ = false;
     assembler_.finish("the replication connection was lost before its commit");
     if (stopping_) return;
@@ -291,6 +297,9 @@ void Daemon::on_stopped(const StopReason& reason) {
         stopped_logged_ = true;
     }
     if (reason.kind == StopKind::SlotWaiting) health_detail_ = "waiting: " + reason.message + "\n";
+    if (cluster_ && paused_for_redis_) return;  // resume_stream() starts it again
+    // A cluster node waiting for the slot asks often: it takes over within a second.
+    if (cluster_ && reason.kind == StopKind::SlotBusy) backoff_ = std::chrono::seconds(1);
     retry_timer_.expires_after(backoff_);
     retry_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (!ec && !stopping_) stream_.start();
@@ -299,6 +308,30 @@ void Daemon::on_stopped(const StopReason& reason) {
 }
 
 // ---- confirmations and the state directory ----------------------------------------------------
+
+void Daemon::on_transaction(const TransactionInfo&, std::vector<Event>& events) {
+    if (!cluster_) return server_.publish(events, deliver_);
+    // The leader's events reach clients, its own included, through the stream. Events an
+    // earlier leader appended already are skipped there, so replayed WAL costs nothing.
+    cluster_->append(events);
+    metrics_.stream_appended += events.size();
+    metrics_.redis_unacked_bytes = cluster_->unacked_bytes();
+    if (cluster_->unacked_bytes() > kMaxUnackedBytes) pause_stream("Redis is behind");
+}
+
+void Daemon::commit_position(Lsn end) {
+    if (cluster_) {
+        if (end <= committed_end_) return;
+        committed_end_ = end;
+        cluster_->commit(end);  // confirmed in on_appended, once Redis has it
+        return;
+    }
+    if (end <= dispatched_) return;
+    dispatched_ = end;
+    hold_back(dispatched_);
+    server_.set_stream_position(dispatched_);
+    if (replaying_ && dispatched_ >= delivered_upto_) finish_replay();
+}
 
 // Confirms `lsn` now, or once it is older than the recovery window. Only with a state
 // directory: without one a restarted daemon cannot tell what it already sent, and re-reading
@@ -337,6 +370,8 @@ void Daemon::load_state() {
     if (!state_.enabled()) return;
     StateDir::Loaded st = state_.load();
     history_ = st.record;
+    // A cluster's recovery state is the stream in Redis: only the continuity record counts.
+    if (cluster_) return;
     switch (st.found) {
     case StateDir::Found::FirstStart:
         log_notice("state directory " + state_.dir() + ": first start" + (st.problem.empty() ? "" : " (" + st.problem + ")"));

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "daemon/cluster.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/project_access.hpp"
 #include "daemon/replication_stream.hpp"
@@ -27,7 +28,7 @@
 
 namespace walcast {
 
-class Daemon : public ReplicationStream::Handler, public EventSink, public RouteObserver {
+class Daemon : public ReplicationStream::Handler, public EventSink, public RouteObserver, public Cluster::Handler {
 public:
     Daemon(boost::asio::io_context& io, Config config, ServerOptions server_options, std::FILE* record);
     ~Daemon() override;
@@ -45,7 +46,7 @@ public:
     void on_stopped(const StopReason& reason) override;
 
     // EventSink: a committed transaction's events.
-    void on_transaction(const TransactionInfo&, std::vector<Event>& events) override { server_.publish(events, deliver_); }
+    void on_transaction(const TransactionInfo&, std::vector<Event>& events) override;
 
     // RouteObserver: transactions that fail closed are logged and counted.
     void on_begin(const TransactionInfo&) override {}
@@ -53,6 +54,13 @@ public:
     void on_change(const Change&, const ChangeOutcome&) override {}
     void on_commit(const TransactionInfo& txn, const Verdict& verdict, std::size_t events) override;
     void on_abandon(const TransactionInfo&, const std::string&) override {}
+
+    // Cluster::Handler (daemon_cluster.cpp).
+    void on_entry(const StreamId& id, const BroadcastEntry& entry, bool live) override;
+    void on_backfilled() override;
+    void on_stream_gap(const std::string& why) override;
+    void on_appended(Lsn end) override;
+    void on_redis(bool up, const std::string& why) override;
 
 private:
     boost::asio::io_context& io_;
@@ -63,6 +71,14 @@ private:
     StateDir state_;
     SocketIoServer server_;
     ReplicationStream stream_;
+    // Cluster mode: the stream in Redis is where events go (leader) and come from (all).
+    std::unique_ptr<Cluster> cluster_;
+    Lsn committed_end_;          // the last end handed to the cluster
+    bool paused_for_redis_ = false;  // the slot is not streamed while Redis is behind or down
+    // Appends not yet acknowledged past this pause the slot until Redis catches up to a
+    // quarter of it: the leader's memory is bounded whatever Redis does.
+    static constexpr std::size_t kMaxUnackedBytes = std::size_t(64) << 20;
+    std::uint64_t backfill_xid_ = 0;
     Router router_;
     TransactionAssembler assembler_;
     boost::asio::steady_timer retry_timer_;
@@ -107,6 +123,10 @@ private:
     void update_status();
     void start_watchdog();
     void note_discontinuity(const SlotDecision& decision);
+    void tell_resync(const char* reason, Lsn lost_after, const std::string& detail);
+    void commit_position(Lsn end);  // every transaction before `end` was handed on
+    void pause_stream(const std::string& why);
+    void resume_stream();
     void log_input(const std::string& line);
 };
 

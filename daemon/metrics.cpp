@@ -119,6 +119,18 @@ std::string Metrics::render() const {
         out += std::to_string(discontinuities[r]);
         out += '\n';
     }
+    if (cluster) {
+        metric(out, "walcast_redis_up", "gauge", "1 while both Redis connections are up.", redis_up ? 1 : 0);
+        metric(out, "walcast_cluster_leader", "gauge", "1 while this node holds the slot and appends to the stream.",
+               leader ? 1 : 0);
+        metric(out, "walcast_stream_appended_total", "counter", "Events this node appended to the Redis stream.",
+               stream_appended);
+        metric(out, "walcast_stream_read_total", "counter", "Entries this node read from the Redis stream.", stream_read);
+        metric(out, "walcast_stream_gaps_total", "counter",
+               "Times the stream no longer held entries this node had not read (its clients resynced).", stream_gaps);
+        metric(out, "walcast_redis_unacked_bytes", "gauge", "Bytes appended to Redis and not yet acknowledged.",
+               redis_unacked_bytes);
+    }
     return out;
 }
 

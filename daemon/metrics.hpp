@@ -67,6 +67,15 @@ struct Metrics {
     // walcast_discontinuities_total{reason}, by Discontinuity.
     std::uint64_t discontinuities[6] = {};
 
+    // Cluster mode (rendered only there).
+    bool cluster = false;
+    bool redis_up = false;
+    bool leader = false;                       // holds the slot and appends to the stream
+    std::uint64_t stream_appended = 0;         // events appended to the stream (leader)
+    std::uint64_t stream_read = 0;             // entries read from the stream
+    std::uint64_t stream_gaps = 0;             // the stream lost entries this node had not read
+    std::uint64_t redis_unacked_bytes = 0;     // gauge: appends not yet acknowledged
+
     std::string render() const;
 };
 

@@ -53,33 +53,44 @@ struct FanOut : RecipientSink {
 };
 
 void SocketIoServer::Impl::publish(const std::vector<Event>& events, bool deliver_now) {
-    const std::int64_t now = recovery() ? unix_now_ms() : 0;
     for (const Event& event : events) {
         const EventOffset offset{event.end_lsn, event.index};
-        if (newest < offset) newest = offset;
         const std::uint64_t xid = full_xid(static_cast<std::uint32_t>(event.xid), xid_reference);
         if (xid > xid_reference) xid_reference = xid;
         // With recovery on, every event carries its offset as its last argument.
         auto text = std::make_shared<std::string>();
         text->reserve(event.name.size() + event.payload.size() + 32);
         append_event(*text, event.name, event.payload, recovery() ? offset.str() : std::string());
-        Packet packet = std::move(text);
-        if (recovery()) {
-            BufferedEvent b;
-            b.offset = offset;
-            b.rooms = event.rooms;
-            b.frame = packet;
-            b.xid = xid;
-            b.bytes = packet->size() + 64;  // the packet plus what keeping it costs
-            for (const auto& r : event.rooms) b.bytes += r.size();
-            buffer.push(std::move(b), now);
-        }
-        if (!deliver_now) continue;
-        FanOut fan_out(*this, packet, event, offset, xid);
-        rooms.for_each_recipient(event.rooms, fan_out);
-        if (batch.bytes() >= Batch::kMaxBytes) flush();
+        publish_packet(event, offset, xid, std::move(text), recovery(), deliver_now);
     }
     if (recovery()) update_recovery_metrics();
+}
+
+// One event's packet: into the recovery buffer (when `buffered`), then to the live members
+// of its rooms; an event to no room goes to every client.
+void SocketIoServer::Impl::publish_packet(const Event& event, const EventOffset& offset, std::uint64_t xid,
+                                          Packet packet, bool buffered, bool deliver_now) {
+    if (newest < offset) newest = offset;
+    if (buffered) {
+        BufferedEvent b;
+        b.offset = offset;
+        b.rooms = event.rooms;
+        b.frame = packet;
+        b.xid = xid;
+        b.bytes = packet->size() + 64;  // the packet plus what keeping it costs
+        for (const auto& r : event.rooms) b.bytes += r.size();
+        buffer.push(std::move(b), recovery() ? unix_now_ms() : 0);
+    }
+    if (!deliver_now) return;
+    FanOut fan_out(*this, packet, event, offset, xid);
+    if (event.rooms.empty()) {
+        std::vector<SessionId> everyone;
+        engine.for_each([&](EngineSocket& s) { everyone.push_back(s.id); });
+        for (SessionId id : everyone) fan_out.deliver(id);
+    } else {
+        rooms.for_each_recipient(event.rooms, fan_out);
+    }
+    if (batch.bytes() >= Batch::kMaxBytes) flush();
 }
 
 void SocketIoServer::Impl::enqueue(Session& s, std::uint32_t packet, const EventOffset& offset) {
@@ -183,6 +194,7 @@ void SocketIoServer::Impl::pull(Session& s) {
         const BufferedEvent& e = buffer.at(i);
         s.cursor = e.offset;
         if (!s.filters.empty() && !passes_filters(s, e.rooms, e.xid)) continue;
+        if (e.rooms.empty()) run.append(e.frame);  // to every client
         for (const std::string& room : e.rooms)
             if (member(s, room)) {
                 run.append(e.frame);

@@ -59,6 +59,11 @@ SessionSnapshot SocketIoServer::Impl::snapshot(const Session& s, std::int64_t at
 void SocketIoServer::Impl::detach(Session& s) {
     if (!recovery() || s.pid.empty() || (s.phase != Phase::Connected && s.phase != Phase::Resuming)) return;
     by_pid.erase(s.pid);
+    if (store) {
+        store->save(snapshot(s, unix_now_ms()), options.recovery_window.count());
+        s.pid.clear();
+        return;
+    }
     const std::size_t evicted = detached.add(snapshot(s, unix_now_ms()));
     if (evicted) {
         metrics.detached_evicted += evicted;
@@ -208,7 +213,7 @@ void SocketIoServer::Impl::complete_resume(SessionId id, const EventOffset& offs
     s->resume_projects.clear();
     ++metrics.recoveries;
     enter_connected(*s);
-    sessions_changed = true;
+    changed(*s);
     // The CONNECT reply first, then the missed events, paced by the transport: a cut in the
     // middle leaves the client's offset at the last event it emitted, so nothing is skipped.
     send_packet(*s, encode_connect(s->socket_sid, s->pid));
@@ -227,6 +232,7 @@ void SocketIoServer::Impl::schedule_sweep() {
         const std::int64_t now = unix_now_ms();
         buffer.expire(now);
         if (detached.expire(now, options.recovery_window.count())) sessions_changed = true;
+        refresh_store();
         check_catching_up();
         update_recovery_metrics();
         schedule_sweep();

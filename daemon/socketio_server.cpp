@@ -190,6 +190,7 @@ void SocketIoServer::Impl::on_close(EngineSocket& socket, const LinkClosed& clos
         // (network, slow consumer, restart) keeps the session resumable.
         if (s.cause == CloseCause::ClientLeft) {
             if (!s.pid.empty()) by_pid.erase(s.pid);
+            if (store && !s.pid.empty()) store->forget(s.pid);
             sessions_changed = true;
         } else {
             detach(s);
@@ -265,10 +266,17 @@ void SocketIoServer::Impl::on_connect(Session& s, const ClientPacket& p) {
     ++user_connections[s.user];
     s.counted = true;
     engine.set_connected(s);
-    if (recovery() && p.auth_pid && try_resume(s, *p.auth_pid, p.auth_offset)) return;
+    if (recovery() && p.auth_pid &&
+        (store ? resume_from_store(s, *p.auth_pid, p.auth_offset, p.auth_snapshot)
+               : try_resume(s, *p.auth_pid, p.auth_offset)))
+        return;
+    connect_fresh(s, p.auth_snapshot);
+}
+
+void SocketIoServer::Impl::connect_fresh(Session& s, const std::optional<std::string>& auth_snapshot) {
     std::optional<Snapshot> snapshot;
-    if (p.auth_snapshot) {
-        auto parsed = parse_snapshot(*p.auth_snapshot);
+    if (auth_snapshot) {
+        auto parsed = parse_snapshot(*auth_snapshot);
         if (!parsed) return refuse(s, "auth.snapshot: " + parsed.error().message, "invalid snapshot");
         snapshot = std::move(*parsed);
     }
@@ -294,9 +302,9 @@ void SocketIoServer::Impl::start_session(Session& s) {
     if (recovery()) {
         s.pid = random_id();
         by_pid[s.pid] = s.id;
-        sessions_changed = true;
     }
     enter_connected(s);
+    if (recovery()) changed(s);
     send_packet(s, encode_connect(s.socket_sid, s.pid));
 }
 
@@ -433,7 +441,7 @@ void SocketIoServer::Impl::finish_join(Session& s, const std::string& project, A
         }
         s.projects.insert(project);
         rooms.join(s.id, "project:" + project);
-        sessions_changed = true;
+        changed(s);
         if (snapshot) {
             ++metrics.join_allowed;
             const bool recovered = join_with_snapshot(s, "project:" + project, *snapshot);
@@ -450,7 +458,7 @@ void SocketIoServer::Impl::on_leave(Session& s, const ClientPacket& p) {
     s.pending.erase(*project);  // a join still being checked will not take effect
     if (s.projects.erase(*project)) {
         rooms.leave(s.id, "project:" + *project);
-        sessions_changed = true;
+        changed(s);
     }
     reply(s, p.ack_id, kOk);
 }

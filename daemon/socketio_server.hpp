@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -23,6 +24,22 @@
 #include "wire/jwt.hpp"
 
 namespace walcast {
+
+struct StreamId;
+struct BroadcastEntry;
+
+// Cluster mode: resumable sessions live where every node can take them.
+class SessionStore {
+public:
+    virtual ~SessionStore() = default;
+    // Keeps `session` resumable for `ttl_ms` (replacing what its pid had).
+    virtual void save(const SessionSnapshot& session, std::int64_t ttl_ms) = 0;
+    // The client said goodbye: its session is not resumable anywhere.
+    virtual void forget(const std::string& pid) = 0;
+    // Takes the session out (one taker wins); nullopt when there is none. `done` runs later
+    // on the loop, never inside take().
+    virtual void take(const std::string& pid, std::function<void(std::optional<SessionSnapshot>)> done) = 0;
+};
 
 struct ServerOptions {
     std::string host = "127.0.0.1";
@@ -70,6 +87,15 @@ public:
     // only enter the recovery buffer: a restarted daemon rebuilding it from the WAL must not
     // send connected clients what the previous process already sent.
     void publish(const std::vector<Event>& events, bool deliver = true);
+
+    // Cluster mode: one entry of the shared stream, in stream order; its id is its offset.
+    // Entries to no room go to every client. With deliver = false it only enters the
+    // recovery buffer (the stream's recent past, read at start).
+    void publish_stream(const StreamId& id, const BroadcastEntry& entry, bool deliver = true);
+    // Cluster mode: sessions are kept in `store` (not in this process) from now on.
+    void set_session_store(SessionStore* store);
+    // Transactions missing from the buffer had xids below `xid` (snapshot joins check it).
+    void raise_xid_horizon(std::uint64_t xid);
 
     // Recovery state for the durable state file: connected and recently detached sessions.
     std::vector<SessionSnapshot> snapshot_sessions() const;

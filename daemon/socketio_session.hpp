@@ -124,6 +124,8 @@ struct SocketIoServer::Impl : EngineHandler {
         Recheck recheck;
     };
     std::vector<DeferredResume> deferred_resumes;  // resumes waiting for the rebuild
+    SessionStore* store = nullptr;  // cluster mode: sessions live there, not in `detached`
+    std::chrono::steady_clock::time_point store_refreshed{};
 
     // Callbacks from ProjectAccess and timers may outlive the server; they hold this weakly.
     std::shared_ptr<char> alive = std::make_shared<char>();
@@ -169,6 +171,8 @@ struct SocketIoServer::Impl : EngineHandler {
 
     // Delivery (socketio_delivery.cpp).
     void publish(const std::vector<Event>& events, bool deliver);
+    void publish_packet(const Event& event, const EventOffset& offset, std::uint64_t xid, Packet packet, bool buffered,
+                        bool deliver_now);
     void enqueue(Session& s, std::uint32_t packet, const EventOffset& offset);
     void flush();
     void send_packet(Session& s, std::string_view packet);  // after what this turn queued for it
@@ -178,6 +182,14 @@ struct SocketIoServer::Impl : EngineHandler {
     void pull(Session& s);
     void schedule_pull(Session& s);
     void check_catching_up();
+
+    // Cluster mode (socketio_cluster.cpp).
+    // A resume whose pid is not here: the store is asked; true while it answers.
+    bool resume_from_store(Session& s, const std::string& pid, const std::optional<std::string>& offset_text,
+                           const std::optional<std::string>& auth_snapshot);
+    void refresh_store();
+    // A CONNECT that does not resume: a fresh session, from `auth_snapshot` when given.
+    void connect_fresh(Session& s, const std::optional<std::string>& auth_snapshot);
 
     // Recovery (socketio_resume.cpp).
     // The live connection a resume by `s` with `pid` takes over (the client saw the cut before
@@ -189,6 +201,7 @@ struct SocketIoServer::Impl : EngineHandler {
     void on_recheck(const std::shared_ptr<RoomRecheck>& r, const std::string& project, Access answer);
     void complete_resume(SessionId id, const EventOffset& offset, std::vector<std::string> allowed, Recheck recheck);
     void detach(Session& s);
+    void changed(Session& s);  // its rooms or identity changed: saved again
     void schedule_sweep();
     void update_recovery_metrics();
     SessionSnapshot snapshot(const Session& s, std::int64_t at_ms) const;
