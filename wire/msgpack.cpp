@@ -535,7 +535,11 @@ public:
             return refuse("string of " + std::to_string(n) + " bytes" + limit_text("max_string_bytes", limits_.max_string_bytes));
         return add(MsgValue::of_string(std::string(s, n)));
     }
-    bool Key(const char* s, rapidjson::SizeType n, bool copy) { return String(s, n, copy); }
+    bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+        // Node could not read the value back: its decoder refuses this key.
+        if (std::string_view(s, n) == "__proto__") return refuse("object key \"__proto__\" (@msgpack/msgpack refuses it)");
+        return String(s, n, copy);
+    }
     bool StartObject() { return open(MsgValue::Type::Map); }
     bool EndObject(rapidjson::SizeType) { return close(); }
     bool StartArray() { return open(MsgValue::Type::Array); }

@@ -104,7 +104,8 @@ Result<std::string> msgpack_to_json(std::string_view bytes, const MsgpackLimits&
                                     BinaryInJson binary = BinaryInJson::Refuse);
 // A JSON text as a value: integers as Int/UInt (exact to 64 bits), other numbers as Float,
 // objects as maps in text order. Bounded by the same limits (max_bytes is the text's size).
-// Refused: invalid JSON or UTF-8, nesting past max_depth. JSON escapes of lone UTF-16
+// Refused: invalid JSON or UTF-8, nesting past max_depth, the key "__proto__" (which
+// @msgpack/msgpack would refuse to read back). JSON escapes of lone UTF-16
 // surrogates are refused (or, a lone low one, kept as its 3-byte encoding) by the parser.
 Result<MsgValue> json_to_msgpack_value(std::string_view json, const MsgpackLimits& limits = {});
 

@@ -416,6 +416,8 @@ TEST_CASE("JSON bridge") {
     CHECK(json_to_msgpack_value("[1] x").error().message == "JSON: The document root must not be followed by other values. at byte 4");
     CHECK(json_to_msgpack_value(std::string(100000, '[')).error().message ==
           "JSON: nested deeper than 32 levels (limit max_depth = 32) at byte 32");
+    CHECK(json_to_msgpack_value(R"({"a":{"__proto__":1}})").error().message ==
+          "JSON: object key \"__proto__\" (@msgpack/msgpack refuses it) at byte 17");
     MsgpackLimits small;
     small.max_container_entries = 2;
     CHECK(json_to_msgpack_value("[1,2,3]", small).error().message ==
