@@ -76,17 +76,11 @@ std::string position_key(Lsn end, std::uint32_t index) {
     return buf;
 }
 
-// An XREAD/XRANGE entry, [id, [field, value, ...]], as views into the reply.
-struct RawEntry {
-    StreamId id;
-    std::vector<std::pair<std::string_view, std::string_view>> fields;
-};
-
 std::optional<RawEntry> raw_entry(const RespValue& v) {
     if (!v.is_array() || v.elements.size() != 2 || !v.elements[1].is_array()) return std::nullopt;
     auto id_text = v.elements[0].as_string();
     if (!id_text) return std::nullopt;
-    auto id = parse_stream_id(*id_text);
+    auto id = StreamId::parse(*id_text);
     if (!id) return std::nullopt;
     RawEntry e;
     e.id = *id;
@@ -140,6 +134,26 @@ std::optional<SessionSnapshot> decode_walcast_session(std::string_view blob) {
 }
 
 }  // namespace
+
+// The entry as something to relay to this node's clients: a broadcast to "/" it can send as
+// text. Anything else is skipped; what is malformed or cannot be relayed is counted and
+// logged (at most a few lines a minute: any writer of the stream could flood the journal).
+std::optional<BroadcastEntry> Cluster::relayable(const StreamId& id, const RawEntry& raw) {
+    auto decoded = decode_entry(raw.fields);
+    std::string why;
+    if (!decoded) why = decoded.error().message;
+    else if (decoded->kind == EntryKind::Unrelayable) why = decoded->reason;
+    else if (decoded->kind == EntryKind::NotBroadcast || decoded->entry.nsp != kNamespace) return std::nullopt;
+    else return std::move(decoded->entry);
+    ++skipped_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - skip_log_window_ > std::chrono::minutes(1)) {
+        skip_log_window_ = now;
+        skip_logged_ = 0;
+    }
+    if (++skip_logged_ <= 5) log_warning("stream entry " + id.str() + " not relayed: " + why);
+    return std::nullopt;
+}
 
 Cluster::Cluster(boost::asio::io_context& io, const Config& config, std::int64_t window_ms, std::size_t max_bytes,
                  Handler& handler)
@@ -238,8 +252,8 @@ void Cluster::backfill() {
                         more = false;
                         break;
                     }
-                    auto entry = decode_entry(raw->fields);
-                    if (!entry) continue;  // not a broadcast of this namespace
+                    auto entry = relayable(raw->id, *raw);
+                    if (!entry) continue;
                     *bytes += entry->args_json.size() + 64;
                     collected->emplace_back(raw->id, std::move(*entry));
                 }
@@ -274,8 +288,8 @@ void Cluster::read_round() {
         }
         if (*epoch) epoch_ = *epoch;
         if (why.empty() && !reply->is_error()) {
-            const auto deleted = parse_stream_id(info_field(*reply, "max-deleted-entry-id"));
-            const auto generated = parse_stream_id(info_field(*reply, "last-generated-id"));
+            const auto deleted = StreamId::parse(info_field(*reply, "max-deleted-entry-id"));
+            const auto generated = StreamId::parse(info_field(*reply, "last-generated-id"));
             if (deleted && *last_read_ < *deleted) {
                 why = "entries after " + last_read_->str() + " up to " + deleted->str() + " left stream \"" +
                       config_.stream + "\" before this node read them (cluster.max_len " +
@@ -310,7 +324,7 @@ void Cluster::on_read(const RespValue& reply) {
             auto raw = raw_entry(v);
             if (!raw || !(*last_read_ < raw->id)) continue;
             last_read_ = raw->id;
-            auto entry = decode_entry(raw->fields);
+            auto entry = relayable(raw->id, *raw);
             if (!entry) continue;
             handler_.on_entry(raw->id, *entry, true);
             if (!guard.lock()) return;
@@ -333,7 +347,7 @@ void Cluster::append(const std::vector<Event>& events) {
     };
     begin();
     for (const Event& ev : events) {
-        const WalcastTag tag{ev.end_lsn, ev.index, static_cast<std::uint64_t>(ev.xid)};
+        const WalcastTag tag{ev.end_lsn, ev.index, ev.xid};
         std::vector<std::string> fields =
             encode_broadcast_fields(uid_, kNamespace, ev.name, ev.payload, ev.rooms, tag.str());
         per_entry = fields.size();

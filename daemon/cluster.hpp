@@ -35,6 +35,12 @@
 
 namespace walcast {
 
+// An XREAD/XRANGE entry, [id, [field, value, ...]], as views into the reply.
+struct RawEntry {
+    StreamId id;
+    std::vector<std::pair<std::string_view, std::string_view>> fields;
+};
+
 class Cluster : public SessionStore {
 public:
     class Handler {
@@ -83,6 +89,8 @@ public:
     void take(const std::string& pid, std::function<void(std::optional<SessionSnapshot>)> done) override;
 
     const std::string& uid() const { return uid_; }
+    // Entries of the stream not relayed: malformed, binary, acknowledged broadcasts.
+    std::uint64_t skipped() const { return skipped_; }
 
 private:
     boost::asio::io_context& io_;
@@ -115,11 +123,16 @@ private:
     std::deque<Pending> pending_;
     std::size_t unacked_bytes_ = 0;
 
+    std::uint64_t skipped_ = 0;
+    std::chrono::steady_clock::time_point skip_log_window_{};
+    unsigned skip_logged_ = 0;
+
     void connect();
     void on_down(const std::string& why);
     void backfill();
     void read_round();
     void on_read(const RespValue& reply);
+    std::optional<BroadcastEntry> relayable(const StreamId& id, const RawEntry& raw);
     void send_batch(std::vector<std::string> args, std::size_t bytes);
     void settle();
 };

@@ -14,7 +14,7 @@ namespace walcast {
 
 void Daemon::on_entry(const StreamId& id, const BroadcastEntry& entry, bool live) {
     ++metrics_.stream_read;
-    if (entry.walcast) backfill_xid_ = std::max(backfill_xid_, entry.walcast->xid);
+    if (entry.walcast) backfill_xid_ = std::max<std::uint64_t>(backfill_xid_, entry.walcast->xid);
     if (entry.event != "walcast:resync") return server_.publish_stream(id, entry, live);
     // A node lost events (a discontinuity): every node's clients resync. One read at start
     // only cuts the buffer, so nothing from before it can be resumed.

@@ -27,7 +27,11 @@ void SocketIoServer::publish_stream(const StreamId& id, const BroadcastEntry& en
     const bool offsets = m.recovery() && !entry.volatile_flag;
     const EventOffset offset{Lsn{id.ms}, static_cast<std::uint32_t>(id.seq), true};
     // Entries of other Socket.IO servers carry no xid: no snapshot saw them.
-    const std::uint64_t xid = entry.walcast ? entry.walcast->xid : std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t xid = std::numeric_limits<std::uint64_t>::max();
+    if (entry.walcast) {
+        xid = full_xid(static_cast<std::uint32_t>(entry.walcast->xid), m.xid_reference);
+        m.xid_reference = std::max(m.xid_reference, xid);
+    }
     auto text = std::make_shared<std::string>();
     text->reserve(entry.event.size() + entry.args_json.size() + 40);
     *text += "42[";
