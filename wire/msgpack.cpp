@@ -9,6 +9,7 @@
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -517,6 +518,43 @@ const char* json_value(std::string& out, const MsgValue& v, BinaryInJson binary)
     return nullptr;
 }
 
+// What JSON.parse makes of a number too large or too small for a double: +-Infinity when
+// its magnitude is at least 1, +-0 otherwise. `text` is valid JSON number syntax.
+double out_of_range(std::string_view text) {
+    const bool negative = text[0] == '-';
+    std::size_t i = negative ? 1 : 0;
+    const std::size_t int_start = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    const std::size_t int_end = i;
+    std::size_t frac_start = i, frac_end = i;
+    if (i < text.size() && text[i] == '.') {
+        frac_start = ++i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+        frac_end = i;
+    }
+    std::int64_t exponent = 0;
+    if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+        ++i;
+        const bool minus = i < text.size() && text[i] == '-';
+        if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+        for (; i < text.size(); ++i) exponent = std::min<std::int64_t>(exponent * 10 + (text[i] - '0'), 1'000'000'000);
+        if (minus) exponent = -exponent;
+    }
+    // The value is 0.d... x 10^(magnitude + exponent), d the first non-zero digit.
+    std::int64_t magnitude = 0;
+    std::size_t k = int_start;
+    while (k < int_end && text[k] == '0') ++k;
+    if (k < int_end) {
+        magnitude = static_cast<std::int64_t>(int_end - k);
+    } else {
+        k = frac_start;
+        while (k < frac_end && text[k] == '0') ++k;
+        magnitude = -static_cast<std::int64_t>(k - frac_start);
+    }
+    const double v = magnitude + exponent > 0 ? HUGE_VAL : 0.0;
+    return negative ? -v : v;
+}
+
 // Builds a value from RapidJSON's SAX events, containers on an explicit stack.
 class JsonBuilder {
 public:
@@ -524,12 +562,33 @@ public:
 
     bool Null() { return add(MsgValue::nil()); }
     bool Bool(bool b) { return add(MsgValue::of_bool(b)); }
-    bool Int(int i) { return Int64(i); }
-    bool Uint(unsigned u) { return Uint64(u); }
-    bool Int64(std::int64_t i) { return add(i >= 0 ? MsgValue::of_uint(static_cast<std::uint64_t>(i)) : MsgValue::of_int(i)); }
-    bool Uint64(std::uint64_t u) { return add(MsgValue::of_uint(u)); }
-    bool Double(double d) { return add(MsgValue::of_float(d)); }
-    bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }  // not asked for
+    // Numbers come as text (kParseNumbersAsStringsFlag) and are converted here.
+    bool Int(int) { return false; }
+    bool Uint(unsigned) { return false; }
+    bool Int64(std::int64_t) { return false; }
+    bool Uint64(std::uint64_t) { return false; }
+    bool Double(double) { return false; }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+        const char* end = s + n;
+        if (std::string_view(s, n).find_first_of(".eE") == std::string_view::npos) {
+            if (s[0] == '-') {
+                std::int64_t i = 0;
+                const auto r = std::from_chars(s, end, i);
+                if (r.ec == std::errc() && r.ptr == end)
+                    return add(i >= 0 ? MsgValue::of_uint(static_cast<std::uint64_t>(i)) : MsgValue::of_int(i));
+            } else {
+                std::uint64_t u = 0;
+                const auto r = std::from_chars(s, end, u);
+                if (r.ec == std::errc() && r.ptr == end) return add(MsgValue::of_uint(u));
+            }
+            // Past 64 bits: a float, as JSON.parse reads it.
+        }
+        double d = 0;
+        const auto r = std::from_chars(s, end, d);
+        if (r.ec == std::errc::result_out_of_range) d = out_of_range(std::string_view(s, n));
+        else if (r.ec != std::errc() || r.ptr != end) return refuse("unreadable number " + std::string(s, n));
+        return add(MsgValue::of_float(d));
+    }
     bool String(const char* s, rapidjson::SizeType n, bool) {
         if (n > limits_.max_string_bytes)
             return refuse("string of " + std::to_string(n) + " bytes" + limit_text("max_string_bytes", limits_.max_string_bytes));
@@ -654,8 +713,10 @@ Result<MsgValue> json_to_msgpack_value(std::string_view json, const MsgpackLimit
     rapidjson::MemoryStream ms(json.data(), json.size());
     rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
     rapidjson::Reader reader;
+    // Numbers as text, converted with std::from_chars: exact, and clear of the undefined
+    // behaviour RapidJSON 1.1's own conversion has on exponents like 1e-1578196181.
     const auto r = reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag |
-                                rapidjson::kParseFullPrecisionFlag>(is, builder);
+                                rapidjson::kParseNumbersAsStringsFlag>(is, builder);
     if (r.IsError()) {
         const std::string why = builder.why().empty() ? rapidjson::GetParseError_En(r.Code()) : builder.why();
         return make_error("JSON: " + why + " at byte " + std::to_string(r.Offset()));

@@ -102,7 +102,9 @@ Result<std::string> msgpack_value_to_json(const MsgValue& value, BinaryInJson bi
 // decode_msgpack then msgpack_value_to_json.
 Result<std::string> msgpack_to_json(std::string_view bytes, const MsgpackLimits& limits = {},
                                     BinaryInJson binary = BinaryInJson::Refuse);
-// A JSON text as a value: integers as Int/UInt (exact to 64 bits), other numbers as Float,
+// A JSON text as a value: integers as Int/UInt (exact to 64 bits), other numbers as Float
+// (correctly rounded; below the double range +-0 and above it +-Infinity, as JSON.parse
+// gives, except those RapidJSON's scan already calls too big, like 1e400: refused),
 // objects as maps in text order. Bounded by the same limits (max_bytes is the text's size).
 // Refused: invalid JSON or UTF-8, nesting past max_depth, the key "__proto__" (which
 // @msgpack/msgpack would refuse to read back). JSON escapes of lone UTF-16

@@ -98,8 +98,9 @@ public:
     // Moves the oldest complete reply into `out`; false when none is queued.
     bool next(RespValue& out);
 
-    // Bytes of the reply in progress: received, not yet part of a complete reply.
-    std::size_t buffered() const { return static_cast<std::size_t>(received_ - reply_start_); }
+    // Bytes of the reply in progress: received, not yet part of a complete reply (0 once
+    // failed: what was held is freed).
+    std::size_t buffered() const { return failure_ ? 0 : static_cast<std::size_t>(received_ - reply_start_); }
     std::size_t ready() const { return ready_.size(); }
     bool failed() const { return failure_.has_value(); }
 

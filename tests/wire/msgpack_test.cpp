@@ -411,6 +411,28 @@ TEST_CASE("JSON bridge") {
           "82a16198" "01" "fe" "cb3ff8000000000000" "a378c3a9" "c0" "c3" "cfffffffffffffffff" "d38000000000000000" "a162" "80");
     CHECK(*msgpack_value_to_json(*v) == R"({"a":[1,-2,1.5,"xé",null,true,18446744073709551615,-9223372036854775808],"b":{}})");
 
+    // Numbers past 64 bits or past the double range read as JSON.parse reads them.
+    auto numbers = json_to_msgpack_value(
+        "[18446744073709551616,-9223372036854775809,1.8e308,-1.8e308,1e-400,-0.0000e-999999999999,"
+        "1000000000000000000000000000000000000000000000000e-10,0.00001e310,5e-324,0.1,-0]");
+    REQUIRE(numbers.ok());
+    const auto& n = numbers->array;
+    REQUIRE(n.size() == 11);
+    CHECK(n[0] == MsgValue::of_float(18446744073709551616.0));
+    CHECK(n[1] == MsgValue::of_float(-9223372036854775808.0));
+    CHECK(n[2] == MsgValue::of_float(HUGE_VAL));
+    CHECK(n[3] == MsgValue::of_float(-HUGE_VAL));
+    CHECK(n[4] == MsgValue::of_float(0.0));
+    CHECK(n[5] == MsgValue::of_float(-0.0));
+    CHECK(n[6] == MsgValue::of_float(1e38));
+    CHECK(n[7] == MsgValue::of_float(1e305));
+    CHECK(n[8] == MsgValue::of_float(5e-324));
+    CHECK(n[9] == MsgValue::of_float(0.1));
+    CHECK(n[10] == MsgValue::of_uint(0));
+    CHECK(json_to_msgpack_value("1e-1578196181")->float_value == 0.0);
+    // RapidJSON's own check refuses some, where JSON.parse would give Infinity.
+    CHECK(json_to_msgpack_value("1e400").error().message == "JSON: Number too big to be stored in double. at byte 0");
+
     CHECK(json_to_msgpack_value("{\"a\":}").error().message == "JSON: Invalid value. at byte 5");
     CHECK(json_to_msgpack_value("\"\xff\"").error().message == "JSON: Invalid encoding in string. at byte 1");
     CHECK(json_to_msgpack_value("[1] x").error().message == "JSON: The document root must not be followed by other values. at byte 4");

@@ -301,6 +301,7 @@ TEST_CASE("after a refusal the parser stays failed; replies before it stay queue
     REQUIRE(!r.ok());
     CHECK(r.error().message == "RESP: unknown type byte 0x3F '?' at byte 9");
     CHECK(p.failed());
+    CHECK(p.buffered() == 0);
     auto again = p.feed("+OK\r\n");
     REQUIRE(!again.ok());
     CHECK(again.error().message == r.error().message);
