@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
 import {
-  PsqlSession, daemonLogs, killAllDaemons, markFailed, sleep, startAppCluster, startDaemon, startWriter, token,
+  daemonLogs, killAllDaemons, markFailed, sleep, startAppCluster, startDaemon, startWriter, token,
   waitUntil,
 } from './lib/daemon.mjs';
 import { startFront, startRedis } from './lib/redis.mjs';
@@ -134,9 +134,7 @@ INSERT INTO "Task" (id, "projectId", title) VALUES ('w${w}-${seq}', '${project}'
   const written = await Promise.all(writers.map((w) => w.stop()));
 
   // What committed, read back from the database: the truth each client is held to.
-  const psql = new PsqlSession(pg);
-  const rows = (await psql.query('SELECT id, "projectId" FROM "Task" ORDER BY id')).split('\n').filter(Boolean);
-  await psql.close();
+  const rows = (await pg.psql('SELECT id, "projectId" FROM "Task";', { db: 'app' })).split('\n').filter(Boolean);
   const byProject = new Map();
   for (const row of rows) {
     const [id, project] = row.split('|');
@@ -187,6 +185,7 @@ INSERT INTO "Task" (id, "projectId", title) VALUES ('w${w}-${seq}', '${project}'
   console.log(`#   survivors: recoveries ${sum('walcast_recoveries_total')}, stream gaps ${sum('walcast_stream_gaps_total')}`);
 
   assert.equal(lost, 0, 'no client lost an event');
+  assert.equal(duplicates, 0, 'a new leader appends nothing twice');
   assert.equal(foreign, 0, 'no client got an event of a room it is not in (tenant isolation)');
   assert.deepEqual(notRecovered, [], 'every reconnect resumed');
   assert.ok(resumedOnSurvivor > 0, 'clients of the killed node resumed on a survivor');
