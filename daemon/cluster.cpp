@@ -3,6 +3,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -145,7 +146,7 @@ std::optional<BroadcastEntry> Cluster::relayable(const StreamId& id, const RawEn
     else if (decoded->kind == EntryKind::Unrelayable) why = decoded->reason;
     else if (decoded->kind == EntryKind::NotBroadcast || decoded->entry.nsp != kNamespace) return std::nullopt;
     else return std::move(decoded->entry);
-    ++skipped_;
+    ++metrics_.stream_skipped;
     const auto now = std::chrono::steady_clock::now();
     if (now - skip_log_window_ > std::chrono::minutes(1)) {
         skip_log_window_ = now;
@@ -156,8 +157,9 @@ std::optional<BroadcastEntry> Cluster::relayable(const StreamId& id, const RawEn
 }
 
 Cluster::Cluster(boost::asio::io_context& io, const Config& config, std::int64_t window_ms, std::size_t max_bytes,
-                 Handler& handler)
-    : io_(io), config_(config), window_ms_(window_ms), max_bytes_(max_bytes), handler_(handler), uid_(hex_id(16)),
+                 Handler& handler, Metrics& metrics)
+    : io_(io), config_(config), window_ms_(window_ms), max_bytes_(max_bytes), handler_(handler), metrics_(metrics),
+      uid_(hex_id(16)),
       epoch_candidate_(hex_id(16)), tail_key_(config.stream + ":walcast:tail"),
       epoch_key_(config.stream + ":walcast:epoch"), retry_timer_(io) {}
 
@@ -226,6 +228,30 @@ void Cluster::on_down(const std::string& why) {
 }
 
 // ---- reading ------------------------------------------------------------------------------
+//
+// Trimming (MAXLEN ~) removes entries from the head and leaves no mark in Redis 7.0 (its
+// max-deleted-entry-id counts XDEL only), so a node counts: entries-added numbers every entry
+// ever appended, the stream holds the last `length` of them, and the node knows the number of
+// the last one it read. When the first one held is past the one after that, entries it had
+// not read are gone.
+
+// XINFO STREAM's figures; zeros for a stream that does not exist yet.
+Cluster::StreamInfo Cluster::stream_info(const RespValue& reply) {
+    StreamInfo info;
+    if (reply.is_error()) return info;
+    auto number = [&](std::string_view key) {
+        std::uint64_t n = 0;
+        const std::string text = info_field(reply, key);
+        std::from_chars(text.data(), text.data() + text.size(), n);
+        return n;
+    };
+    info.exists = true;
+    info.added = number("entries-added");
+    info.length = number("length");
+    info.last = StreamId::parse(info_field(reply, "last-generated-id")).value_or(StreamId{});
+    info.max_deleted = StreamId::parse(info_field(reply, "max-deleted-entry-id")).value_or(StreamId{});
+    return info;
+}
 
 // At start, the stream's recent past (the recovery window, at most max_bytes) fills the
 // recovery buffer; after a reconnect, reading goes on where it stopped.
@@ -233,12 +259,16 @@ void Cluster::backfill() {
     if (last_read_) return read_round();
     auto collected = std::make_shared<std::vector<std::pair<StreamId, BroadcastEntry>>>();
     auto bytes = std::make_shared<std::size_t>(0);
-    auto newest = std::make_shared<std::optional<StreamId>>();
+    auto info = std::make_shared<StreamInfo>();
     auto page = std::make_shared<std::function<void(std::string, int)>>();
     std::weak_ptr<char> guard = alive_;
-    *page = [this, collected, bytes, newest, page, guard](std::string end, int n) {
+    // Sent together with the first page: both see the stream as it is now.
+    reader_->command({"XINFO", "STREAM", config_.stream}, [info, guard](const RespValue* reply, const std::string&) {
+        if (guard.lock() && reply) *info = stream_info(*reply);
+    });
+    *page = [this, collected, bytes, info, page, guard](std::string end, int n) {
         reader_->command({"XREVRANGE", config_.stream, end, "-", "COUNT", std::to_string(kBackfillPage)},
-                         [this, collected, bytes, newest, page, guard, n](const RespValue* reply, const std::string&) {
+                         [this, collected, bytes, info, page, guard, n](const RespValue* reply, const std::string&) {
             if (!guard.lock() || !reply) return;
             bool more = reply->is_array() && reply->elements.size() == kBackfillPage && n + 1 < kBackfillPages;
             std::optional<StreamId> oldest;
@@ -246,9 +276,8 @@ void Cluster::backfill() {
                 for (const RespValue& v : reply->elements) {
                     auto raw = raw_entry(v);
                     if (!raw) continue;
-                    if (!*newest) *newest = raw->id;
                     oldest = raw->id;
-                    if (raw->id.ms + static_cast<std::uint64_t>(window_ms_) < (*newest)->ms || *bytes > max_bytes_) {
+                    if (raw->id.ms + static_cast<std::uint64_t>(window_ms_) < info->last.ms || *bytes > max_bytes_) {
                         more = false;
                         break;
                     }
@@ -260,7 +289,8 @@ void Cluster::backfill() {
             if (more && oldest) return (*page)("(" + oldest->str(), n + 1);
             page->operator=(nullptr);  // the closure held itself
             for (auto it = collected->rbegin(); it != collected->rend(); ++it) handler_.on_entry(it->first, it->second, false);
-            last_read_ = newest->value_or(StreamId{0, 0});
+            last_read_ = info->last;
+            last_index_ = info->added;
             handler_.on_backfilled();
             read_round();
         });
@@ -268,51 +298,60 @@ void Cluster::backfill() {
     (*page)("+", 0);
 }
 
-// One round: the epoch, the stream's deletion marks, then XREAD from what was read,
-// pipelined, so Redis answers the three in one go.
+// One round, pipelined so Redis answers the first two at the same moment and the XREAD
+// right after: the epoch, the stream's figures, then XREAD from what was read.
 void Cluster::read_round() {
     if (reading_ || !up_) return;
     reading_ = true;
     std::weak_ptr<char> guard = alive_;
     auto epoch = std::make_shared<std::optional<std::string>>();
+    auto info = std::make_shared<StreamInfo>();
     reader_->command({"GET", epoch_key_}, [epoch, guard](const RespValue* reply, const std::string&) {
         if (!guard.lock() || !reply) return;
         if (auto s = reply->as_string()) *epoch = std::string(*s);
     });
-    reader_->command({"XINFO", "STREAM", config_.stream}, [this, epoch, guard](const RespValue* reply, const std::string&) {
+    reader_->command({"XINFO", "STREAM", config_.stream}, [this, epoch, info, guard](const RespValue* reply,
+                                                                                      const std::string&) {
         if (!guard.lock() || !reply) return;
-        std::string why;
-        if (*epoch && epoch_ && **epoch != *epoch_) {
-            why = "Redis lost stream \"" + config_.stream + "\" (its epoch changed from " + *epoch_ + " to " + **epoch + ")";
-            last_read_ = StreamId{0, 0};  // the new stream is read from its start
-        }
-        if (*epoch) epoch_ = *epoch;
-        if (why.empty() && !reply->is_error()) {
-            const auto deleted = StreamId::parse(info_field(*reply, "max-deleted-entry-id"));
-            const auto generated = StreamId::parse(info_field(*reply, "last-generated-id"));
-            if (deleted && *last_read_ < *deleted) {
-                why = "entries after " + last_read_->str() + " up to " + deleted->str() + " left stream \"" +
-                      config_.stream + "\" before this node read them (cluster.max_len " +
-                      std::to_string(config_.max_len) + ")";
-                last_read_ = *deleted;
-            } else if (generated && *generated < *last_read_) {
-                why = "stream \"" + config_.stream + "\" went back to " + generated->str() + " (Redis lost data); this "
-                      "node had read up to " + last_read_->str();
-                last_read_ = *generated;
-            }
-        }
-        if (!why.empty()) handler_.on_stream_gap(why);
+        *info = stream_info(*reply);
+        check_gap(*epoch, *info);
     });
-    // Built now, with what was read so far: the three go out together.
     reader_->command({"XREAD", "BLOCK", kBlockMs, "COUNT", kReadCount, "STREAMS", config_.stream, last_read_->str()},
-                     [this, guard](const RespValue* reply, const std::string&) {
+                     [this, info, guard](const RespValue* reply, const std::string&) {
         if (!guard.lock()) return;
         reading_ = false;
         if (!reply) return;  // the connection went down: on_down reconnects
         if (reply->is_error()) return on_down("XREAD failed: " + reply->text);
         on_read(*reply);
-        if (guard.lock()) read_round();
+        if (!guard.lock()) return;
+        // Read up to the newest entry there was: its number is known exactly.
+        if (info->exists && *last_read_ == info->last) last_index_ = info->added;
+        read_round();
     });
+}
+
+void Cluster::check_gap(const std::optional<std::string>& epoch, const StreamInfo& info) {
+    std::string why;
+    if (epoch && epoch_ && *epoch != *epoch_) {
+        why = "Redis lost stream \"" + config_.stream + "\" (its epoch changed from " + *epoch_ + " to " + *epoch + ")";
+        last_read_ = StreamId{0, 0};  // the new stream is read from its start
+        last_index_ = 0;
+    } else if (info.exists && info.last < *last_read_) {
+        why = "stream \"" + config_.stream + "\" went back to " + info.last.str() + " (Redis lost data); this node had read up to " +
+              last_read_->str();
+        last_read_ = info.last;
+        last_index_ = info.added;
+    } else if (info.exists && info.added - info.length > last_index_) {
+        why = std::to_string(info.added - info.length - last_index_) + " entries after " + last_read_->str() +
+              " left stream \"" + config_.stream + "\" before this node read them (cluster.max_len " +
+              std::to_string(config_.max_len) + ")";
+        last_index_ = info.added - info.length;
+    } else if (info.exists && *last_read_ < info.max_deleted) {
+        why = "entries after " + last_read_->str() + " up to " + info.max_deleted.str() + " were deleted from stream \"" +
+              config_.stream + "\" (XDEL) before this node read them";
+    }
+    if (epoch) epoch_ = *epoch;
+    if (!why.empty()) handler_.on_stream_gap(why);
 }
 
 void Cluster::on_read(const RespValue& reply) {
@@ -324,6 +363,7 @@ void Cluster::on_read(const RespValue& reply) {
             auto raw = raw_entry(v);
             if (!raw || !(*last_read_ < raw->id)) continue;
             last_read_ = raw->id;
+            ++last_index_;
             auto entry = relayable(raw->id, *raw);
             if (!entry) continue;
             handler_.on_entry(raw->id, *entry, true);

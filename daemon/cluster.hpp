@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/redis_client.hpp"
 #include "daemon/socketio_server.hpp"
 #include "routing/router.hpp"
@@ -60,7 +61,7 @@ public:
     };
 
     Cluster(boost::asio::io_context& io, const Config& config, std::int64_t window_ms, std::size_t max_bytes,
-            Handler& handler);
+            Handler& handler, Metrics& metrics);
     ~Cluster() override;
 
     // Connects (and keeps reconnecting with backoff), reads the stream's recent past into
@@ -89,8 +90,6 @@ public:
     void take(const std::string& pid, std::function<void(std::optional<SessionSnapshot>)> done) override;
 
     const std::string& uid() const { return uid_; }
-    // Entries of the stream not relayed: malformed, binary, acknowledged broadcasts.
-    std::uint64_t skipped() const { return skipped_; }
 
 private:
     boost::asio::io_context& io_;
@@ -98,6 +97,7 @@ private:
     std::int64_t window_ms_;
     std::size_t max_bytes_;
     Handler& handler_;
+    Metrics& metrics_;
     const std::string uid_;    // this node's id in the entries' uid field (16 hex digits)
     const std::string epoch_candidate_;  // written when the stream's epoch key is missing
     const std::string tail_key_, epoch_key_;
@@ -110,7 +110,15 @@ private:
     std::shared_ptr<char> alive_ = std::make_shared<char>();  // replaced at each connection
 
     // Reading.
+    struct StreamInfo {  // XINFO STREAM
+        bool exists = false;
+        std::uint64_t added = 0;   // entries-added: every entry ever appended
+        std::uint64_t length = 0;  // entries held now (the last `length` of them)
+        StreamId last;             // last-generated-id
+        StreamId max_deleted;      // max-deleted-entry-id (XDEL)
+    };
     std::optional<StreamId> last_read_;   // nullopt until the start-up read
+    std::uint64_t last_index_ = 0;        // the number (entries-added) of last_read_
     std::optional<std::string> epoch_;    // the stream's epoch when last seen
     bool reading_ = false;
 
@@ -123,7 +131,6 @@ private:
     std::deque<Pending> pending_;
     std::size_t unacked_bytes_ = 0;
 
-    std::uint64_t skipped_ = 0;
     std::chrono::steady_clock::time_point skip_log_window_{};
     unsigned skip_logged_ = 0;
 
@@ -132,6 +139,8 @@ private:
     void backfill();
     void read_round();
     void on_read(const RespValue& reply);
+    static StreamInfo stream_info(const RespValue& reply);
+    void check_gap(const std::optional<std::string>& epoch, const StreamInfo& info);
     std::optional<BroadcastEntry> relayable(const StreamId& id, const RawEntry& raw);
     void send_batch(std::vector<std::string> args, std::size_t bytes);
     void settle();

@@ -50,7 +50,7 @@ Daemon::Daemon(boost::asio::io_context& io, Config config, ServerOptions server_
       window_(std::chrono::seconds(config_.recovery_window_seconds)) {
     if (config_.redis.empty()) return;
     cluster_ = std::make_unique<Cluster>(io, config_, static_cast<std::int64_t>(window_.count()),
-                                         config_.recovery_max_bytes, *this);
+                                         config_.recovery_max_bytes, *this, metrics_);
     if (window_.count() > 0) server_.set_session_store(cluster_.get());
     metrics_.cluster = true;
     paused_for_redis_ = true;  // until Redis is reachable

@@ -128,6 +128,9 @@ std::string Metrics::render() const {
         metric(out, "walcast_stream_read_total", "counter", "Entries this node read from the Redis stream.", stream_read);
         metric(out, "walcast_stream_gaps_total", "counter",
                "Times the stream no longer held entries this node had not read (its clients resynced).", stream_gaps);
+        metric(out, "walcast_stream_skipped_total", "counter",
+               "Stream entries not relayed to clients: malformed, over a limit, binary or acknowledged broadcasts.",
+               stream_skipped);
         metric(out, "walcast_redis_unacked_bytes", "gauge", "Bytes appended to Redis and not yet acknowledged.",
                redis_unacked_bytes);
     }

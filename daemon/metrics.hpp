@@ -74,6 +74,7 @@ struct Metrics {
     std::uint64_t stream_appended = 0;         // events appended to the stream (leader)
     std::uint64_t stream_read = 0;             // entries read from the stream
     std::uint64_t stream_gaps = 0;             // the stream lost entries this node had not read
+    std::uint64_t stream_skipped = 0;          // entries not relayed: malformed, binary, acknowledged
     std::uint64_t redis_unacked_bytes = 0;     // gauge: appends not yet acknowledged
 
     std::string render() const;

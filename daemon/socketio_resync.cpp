@@ -7,7 +7,7 @@ namespace walcast {
 void SocketIoServer::resync(const std::string& reason, Lsn lost_after, const std::string& detail) {
     Impl& m = *impl_;
     m.flush();  // what was dispatched before the gap goes out first
-    const EventOffset floor{m.newest.lsn, 0xFFFFFFFFu};
+    const EventOffset floor{m.newest.lsn, 0xFFFFFFFFu, m.newest.stream};
     m.buffer.cut(floor);
     m.newest = floor;
     m.stream_position = Lsn{};  // the stream starts afresh (another server's LSNs may be lower)
@@ -32,6 +32,7 @@ void SocketIoServer::resync(const std::string& reason, Lsn lost_after, const std
         m.send_packet(*s, packet);
         // Not resumable: its reconnect must be a fresh session, whatever offset it presents.
         if (!s->pid.empty()) m.by_pid.erase(s->pid);
+        if (m.store && !s->pid.empty()) m.store->forget(s->pid);
         s->pid.clear();
         m.close(*s, close_code::kResync, "resync", CloseCause::Resync);
         ++told;

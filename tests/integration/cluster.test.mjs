@@ -186,6 +186,7 @@ INSERT INTO "Task" (id, "projectId", title) VALUES ('w${w}-${seq}', '${project}'
 
   assert.equal(lost, 0, 'no client lost an event');
   assert.equal(duplicates, 0, 'a new leader appends nothing twice');
+  assert.equal(sum('walcast_stream_gaps_total'), 0, 'no node reports a gap that was not there');
   assert.equal(foreign, 0, 'no client got an event of a room it is not in (tenant isolation)');
   assert.deepEqual(notRecovered, [], 'every reconnect resumed');
   assert.ok(resumedOnSurvivor > 0, 'clients of the killed node resumed on a survivor');
@@ -287,4 +288,121 @@ INSERT INTO "Task" (id, "projectId", title) VALUES ('${prefix}-${i}', '${project
   assert.deepEqual(offsets(onWalcast), offsets(onNode));
   assert.match(offsets(onWalcast)[0], /^\d+-\d+$/);
   for (const c of [evilWalcast, evilNode]) assert.ok(!c.events.some((e) => e.name === 'note:custom'), 'tenant isolation');
+});
+
+// One PostgreSQL with projects p1 (acme) and px (evil) and the slot; one Redis.
+async function smallCluster() {
+  const pg = await startAppCluster({
+    setupSql: `INSERT INTO "Project" (id, "tenantId", name) VALUES ('p1', 'acme', 'One'), ('px', 'evil', 'Evil');
+SELECT pg_create_logical_replication_slot('walcast', 'wal2json');`,
+  });
+  cleanups.push(() => pg.stop());
+  const redis = await startRedis();
+  cleanups.push(() => redis.kill9());
+  return { pg, redis };
+}
+
+const insertTasks = (pg, prefix, n, project = 'p1', tenant = 'acme') => pg.psql(Array.from({ length: n }, (_, i) =>
+  `BEGIN; SELECT walcast.set_context('w', '${project}', '${tenant}');
+INSERT INTO "Task" (id, "projectId", title) VALUES ('${prefix}-${i}', '${project}', 'x'); COMMIT;`).join('\n'), { db: 'app' });
+
+const slotConfirmed = async (pg) => (await pg.psql(
+  "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'walcast';", { db: 'app' })).trim();
+
+test('Redis down: every node answers /healthz 503, the slot is not confirmed, and nothing is lost', async () => {
+  const { pg, redis } = await smallCluster();
+  const a = await startDaemon({ cluster: pg, secret: SECRET, name: 'down-a', configAppend: clusterConfig(redis) });
+  const b = await startDaemon({ cluster: pg, secret: SECRET, name: 'down-b', configAppend: clusterConfig(redis) });
+  await waitUntil(async () => leaderOf([a, b]), { timeoutMs: 15_000, what: 'a leader' });
+  const ca = client(a.url, { sub: 'ua', tenantId: 'acme' }, 'p1');
+  const cb = client(b.url, { sub: 'ub', tenantId: 'acme' }, 'p1');
+  await waitUntil(() => ca.joined && cb.joined, { what: 'clients joined' });
+  await Promise.all([ca.joined, cb.joined]);
+  await insertTasks(pg, 'before', 5);
+  await waitUntil(() => ids(ca).length === 5 && ids(cb).length === 5, { what: 'the first events' });
+  await sleep(1500);  // the slot's confirmation catches up
+
+  await redis.kill9();
+  await waitUntil(async () => (await a.healthz()) === 503 && (await b.healthz()) === 503,
+    { timeoutMs: 10_000, what: '/healthz 503 on both nodes' });
+  const confirmedBefore = await slotConfirmed(pg);
+  await insertTasks(pg, 'during', 50);
+  await sleep(2500);
+  assert.equal(await slotConfirmed(pg), confirmedBefore, 'nothing is confirmed while Redis is down');
+  assert.equal(ids(ca).length, 5, 'nothing is delivered around Redis');
+
+  await redis.start();
+  await waitUntil(async () => (await a.healthz()) === 200 && (await b.healthz()) === 200,
+    { timeoutMs: 15_000, what: '/healthz 200 again' });
+  const expected = [...Array.from({ length: 5 }, (_, i) => `before-${i}`), ...Array.from({ length: 50 }, (_, i) => `during-${i}`)];
+  await waitUntil(() => ids(ca).length >= 55 && ids(cb).length >= 55, { timeoutMs: 20_000, what: 'the events committed meanwhile' });
+  await sleep(300);
+  assert.deepEqual(ids(ca), expected);
+  assert.deepEqual(ids(cb), expected);
+  await waitUntil(async () => (await slotConfirmed(pg)) !== confirmedBefore, { what: 'the slot confirmed again' });
+});
+
+test('a follower that falls behind the stream\'s retention resyncs its clients; it never skips silently', async () => {
+  const { pg, redis } = await smallCluster();
+  const cfg = clusterConfig(redis).replace('max_len = 100000', 'max_len = 100');
+  const a = await startDaemon({ cluster: pg, secret: SECRET, name: 'trim-a', configAppend: cfg });
+  await waitUntil(async () => leaderOf([a]), { timeoutMs: 15_000, what: 'a leading' });
+  const b = await startDaemon({ cluster: pg, secret: SECRET, name: 'trim-b', configAppend: cfg });
+  const cb = client(b.url, { sub: 'ub', tenantId: 'acme' }, 'p1');
+  await waitUntil(() => cb.joined, { what: 'client joined' });
+  await cb.joined;
+  await insertTasks(pg, 'first', 3);
+  await waitUntil(() => ids(cb).length === 3, { what: 'the first events' });
+
+  process.kill(b.pid, 'SIGSTOP');
+  try {
+    await insertTasks(pg, 'while-stopped', 1500);
+    await waitUntil(async () => Number(redis.cli('XLEN', 'socket.io').trim()) < 1000, { what: 'the stream trimmed' });
+  } finally {
+    process.kill(b.pid, 'SIGCONT');
+  }
+  await waitUntil(() => cb.events.some((e) => e.name === 'walcast:resync'), { timeoutMs: 15_000, what: 'walcast:resync' });
+  const resync = cb.events.find((e) => e.name === 'walcast:resync');
+  assert.equal(resync.payload.reason, 'stream_gap');
+  assert.match(resync.payload.detail, /left stream "socket.io" before this node read them/);
+  await waitUntil(() => cb.connects.length === 2, { timeoutMs: 15_000, what: 'the client back' });
+  assert.equal(cb.connects[1].recovered, false, 'the reconnect is a fresh session: the app refetches');
+  assert.ok(await b.metric('walcast_stream_gaps_total') >= 1);
+  await cb.joined;
+  await insertTasks(pg, 'after', 3);
+  await waitUntil(() => ids(cb).filter((id) => id.startsWith('after-')).length === 3, { what: 'events after the gap' });
+});
+
+test('hostile stream entries are skipped, counted and logged; the stream goes on', async () => {
+  const { pg, redis } = await smallCluster();
+  const a = await startDaemon({ cluster: pg, secret: SECRET, name: 'hostile', configAppend: clusterConfig(redis) });
+  await waitUntil(async () => leaderOf([a]), { timeoutMs: 15_000, what: 'a leading' });
+  const c = client(a.url, { sub: 'u1', tenantId: 'acme' }, 'p1');
+  await waitUntil(() => c.joined, { what: 'client joined' });
+  await c.joined;
+  const rssBefore = a.memory().rssKiB;
+
+  const { createClient } = require('redis');
+  const r = createClient({ url: redis.url });
+  await r.connect();
+  const add = (fields) => r.sendCommand(['XADD', 'socket.io', '*', ...fields]);
+  const broadcast = (data) => add(['uid', 'mallory', 'nsp', '/', 'type', '3', 'data', data]);
+  const deep = `{"packet":{"type":2,"data":["task:created",${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}]},"opts":{"rooms":["project:p1"],"except":[],"flags":{}}}`;
+  await broadcast('not json');
+  await broadcast(deep);
+  await broadcast(`{"packet":{"type":2,"data":["task:created","${'x'.repeat(20 << 20)}"]},"opts":{"rooms":["project:p1"],"except":[],"flags":{}}}`);
+  await broadcast('{"packet":{"type":2,"data":["task:created",1]},"opts":{"rooms":[1,2],"except":[],"flags":{}}}');
+  await broadcast('{"packet":{"type":2,"data":["connect",{}]},"opts":{"rooms":["project:p1"],"except":[],"flags":{}}}');
+  await add(['uid', 'mallory', 'type', '3', 'data', '{}']);                 // no namespace
+  await add(Array.from({ length: 200 }, (_, i) => [`f${i}`, 'v']).flat());  // 200 fields
+  await r.quit();
+
+  await insertTasks(pg, 'ok', 3);
+  await waitUntil(() => ids(c).length === 3, { what: 'the events after the hostile entries' });
+  assert.deepEqual(ids(c), ['ok-0', 'ok-1', 'ok-2']);
+  assert.ok(await a.metric('walcast_stream_skipped_total') >= 7, 'each hostile entry is counted');
+  assert.match(a.log(), /stream entry \d+-\d+ not relayed: /);
+  const rssAfter = a.memory().rssKiB;
+  console.log(`# hostile stream entries: RSS ${rssBefore} -> ${rssAfter} KiB`);
+  assert.ok(rssAfter - rssBefore < 200 * 1024, `RSS grew by ${rssAfter - rssBefore} KiB`);
 });
