@@ -97,6 +97,7 @@ struct Config {
     std::string stream = "socket.io";
     std::size_t max_len = 100000;  // XADD MAXLEN ~: the stream's (and the recovery window's) length
     std::string password_file;
+    std::string redis_password;  // not a key: read from password_file when walcast starts
 
     std::vector<ModelConfig> models;
 

@@ -6,8 +6,6 @@
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "daemon/log.hpp"
 #include "daemon/random_id.hpp"
@@ -48,16 +46,6 @@ end
 if last then redis.call('SET', KEYS[2], last) end
 return n
 )";
-
-std::string read_password(const std::string& file) {
-    if (file.empty()) return {};
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string pw = ss.str();
-    while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
-    return pw;
-}
 
 std::string hex_id(std::size_t digits) {
     static const char hex[] = "0123456789abcdef";
@@ -181,7 +169,7 @@ void Cluster::stop() {
 
 void Cluster::connect() {
     const auto address = parse_redis_url(config_.redis);  // validated with the config
-    const std::string password = read_password(config_.password_file);
+    const std::string& password = config_.redis_password;
     alive_ = std::make_shared<char>();
     writer_ = std::make_unique<RedisClient>(io_, *address, password, "walcast-" + uid_ + "-writer");
     reader_ = std::make_unique<RedisClient>(io_, *address, password, "walcast-" + uid_ + "-reader");
@@ -197,6 +185,7 @@ void Cluster::connect() {
         }
         if (++*connected < 2) return;
         up_ = true;
+        outage_logged_ = false;
         backoff_ = std::chrono::milliseconds(100);
         log_notice("Redis connected: stream \"" + config_.stream + "\" (node " + uid_ + ")");
         handler_.on_redis(true, "");
@@ -218,7 +207,9 @@ void Cluster::on_down(const std::string& why) {
     // them from the slot, whose confirmation waited for Redis.
     pending_.clear();
     unacked_bytes_ = 0;
-    if (was_up) log_warning("Redis unavailable: " + why + "; retrying");
+    // Said once per outage: a Redis that stays away is retried quietly.
+    if (was_up || !outage_logged_) log_warning("Redis unavailable: " + why + "; retrying");
+    outage_logged_ = true;
     handler_.on_redis(false, why);
     retry_timer_.expires_after(backoff_);
     retry_timer_.async_wait([this](const boost::system::error_code& ec) {

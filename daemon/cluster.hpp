@@ -106,6 +106,7 @@ private:
     boost::asio::steady_timer retry_timer_;
     std::chrono::milliseconds backoff_{100};
     bool up_ = false;
+    bool outage_logged_ = false;
     bool stopping_ = false;
     std::shared_ptr<char> alive_ = std::make_shared<char>();  // replaced at each connection
 

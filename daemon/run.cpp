@@ -182,6 +182,18 @@ int run_daemon(const RunOptions& options) {
         log_error(error);
         return 2;
     }
+    if (!config.password_file.empty()) {
+        std::ifstream in(config.password_file, std::ios::binary);
+        std::stringstream ss;
+        if (!in || !(ss << in.rdbuf())) {
+            log_error("cannot read [cluster] password_file " + config.password_file + ": " + std::strerror(errno));
+            return 2;
+        }
+        config.redis_password = ss.str();
+        while (!config.redis_password.empty() &&
+               (config.redis_password.back() == '\n' || config.redis_password.back() == '\r'))
+            config.redis_password.pop_back();
+    }
 
     std::FILE* record = nullptr;
     if (!options.record.empty()) {

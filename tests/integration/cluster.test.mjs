@@ -406,3 +406,33 @@ test('hostile stream entries are skipped, counted and logged; the stream goes on
   console.log(`# hostile stream entries: RSS ${rssBefore} -> ${rssAfter} KiB`);
   assert.ok(rssAfter - rssBefore < 200 * 1024, `RSS grew by ${rssAfter - rssBefore} KiB`);
 });
+
+test('[cluster] password_file: AUTH with it; a wrong one is a clear error and /healthz 503; a missing file stops the start', async () => {
+  const pg = await startAppCluster({ setupSql: "SELECT pg_create_logical_replication_slot('walcast', 'wal2json');" });
+  cleanups.push(() => pg.stop());
+  const redis = await startRedis({ password: 'redis-secret-for-walcast' });
+  cleanups.push(() => redis.kill9());
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { work } = await import('./lib/daemon.mjs');
+  const good = join(work(), 'redis-good.password');
+  const bad = join(work(), 'redis-bad.password');
+  writeFileSync(good, 'redis-secret-for-walcast\n');
+  writeFileSync(bad, 'not-the-password\n');
+
+  const ok = await startDaemon({ cluster: pg, secret: SECRET, name: 'auth-ok',
+    configAppend: clusterConfig(redis, `password_file = "${good}"`) });
+  await waitUntil(async () => leaderOf([ok]), { timeoutMs: 15_000, what: 'leading with the password' });
+  assert.equal(await ok.metric('walcast_redis_up'), 1);
+
+  const wrong = await startDaemon({ cluster: pg, secret: SECRET, name: 'auth-wrong', waitHealthy: false,
+    configAppend: clusterConfig(redis, `password_file = "${bad}"`) });
+  await waitUntil(() => /Redis AUTH failed: WRONGPASS/.test(wrong.log()), { timeoutMs: 10_000, what: 'the AUTH error' });
+  assert.equal(await wrong.healthz(), 503);
+
+  const missing = await startDaemon({ cluster: pg, secret: SECRET, name: 'auth-missing', waitHealthy: false,
+    configAppend: clusterConfig(redis, `password_file = "${join(work(), 'nowhere.password')}"`) });
+  await waitUntil(() => !missing.running, { timeoutMs: 10_000, what: 'walcast to exit' });
+  assert.equal(missing.exitInfo.code, 2);
+  assert.match(missing.log(), /cannot read \[cluster\] password_file .*nowhere\.password: No such file/);
+});

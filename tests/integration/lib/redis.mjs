@@ -20,9 +20,10 @@ process.on('exit', () => {
 });
 
 export class Redis {
-  constructor(port, dir) {
+  constructor(port, dir, password) {
     this.port = port;
     this.dir = dir;
+    this.password = password;
     this.logFile = join(dir, 'redis.log');
   }
 
@@ -33,6 +34,7 @@ export class Redis {
     this.child = spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
       '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'no', '--daemonize', 'no',
+      ...(this.password ? ['--requirepass', this.password] : []),
     ], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     this.child.unref();
@@ -56,7 +58,8 @@ export class Redis {
 
   // One command through redis-cli; its raw output.
   cli(...args) {
-    const r = spawnSync('redis-cli', ['-p', String(this.port), '--raw', ...args], { encoding: 'utf8' });
+    const auth = this.password ? ['--no-auth-warning', '-a', this.password] : [];
+    const r = spawnSync('redis-cli', ['-p', String(this.port), ...auth, '--raw', ...args], { encoding: 'utf8' });
     return r.stdout ?? '';
   }
 
@@ -75,10 +78,10 @@ export class Redis {
   }
 }
 
-export async function startRedis() {
+export async function startRedis({ password } = {}) {
   const dir = join(work(), `redis-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
-  return new Redis(await freePort(), dir).start();
+  return new Redis(await freePort(), dir, password).start();
 }
 
 // A TCP front on its own port: connections go to backends[0] while it accepts them, else to
