@@ -96,7 +96,10 @@ void Daemon::stop_on_signal(int signo) {
 // ---- the slot and the stream's continuity ---------------------------------------------------
 
 SlotDecision Daemon::on_slot(const ServerIdentity& server, const SlotInfo& slot) {
-    const Lsn top = std::max(dispatched_, delivered_upto_);
+    Lsn top = std::max(dispatched_, delivered_upto_);
+    // In a cluster the other nodes advance the slot too: what they confirmed is in the
+    // stream, so a slot ahead of this node's own confirmations lost nothing.
+    if (cluster_ && slot.exists && slot.confirmed > top) top = slot.confirmed;
     if (top.valid()) history_.dispatched = top;
     const SlotDecision decision = decide_slot(config_.create_slot, config_.slot, history_, server, slot);
     if (decision.discontinuity != Discontinuity::None) note_discontinuity(decision);

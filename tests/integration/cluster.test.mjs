@@ -436,3 +436,45 @@ test('[cluster] password_file: AUTH with it; a wrong one is a clear error and /h
   assert.equal(missing.exitInfo.code, 2);
   assert.match(missing.log(), /cannot read \[cluster\] password_file .*nowhere\.password: No such file/);
 });
+
+test('leadership moving back and forth between nodes is no discontinuity; nothing lost, nothing twice', async () => {
+  const { pg, redis } = await smallCluster();
+  const a = await startDaemon({ cluster: pg, secret: SECRET, name: 'move-a', configAppend: clusterConfig(redis) });
+  await waitUntil(async () => leaderOf([a]), { timeoutMs: 15_000, what: 'a leading' });
+  const b = await startDaemon({ cluster: pg, secret: SECRET, name: 'move-b', configAppend: clusterConfig(redis) });
+  const ca = client(a.url, { sub: 'ua', tenantId: 'acme' }, 'p1');
+  const cb = client(b.url, { sub: 'ub', tenantId: 'acme' }, 'p1');
+  await waitUntil(() => ca.joined && cb.joined, { what: 'clients joined' });
+  await Promise.all([ca.joined, cb.joined]);
+
+  // Ends the leader's walsender until `node` holds the slot.
+  const moveTo = async (node) => {
+    await waitUntil(async () => {
+      if (await leaderOf([node])) return true;
+      await pg.psql("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'walcast' AND active_pid IS NOT NULL;", { db: 'app' });
+      await sleep(300);
+      return false;
+    }, { timeoutMs: 60_000, intervalMs: 200, what: `${node.name} leading` });
+  };
+  const expected = [];
+  for (const [round, node] of [[1, b], [2, a], [3, b], [4, a]]) {
+    await moveTo(node);
+    await insertTasks(pg, `r${round}`, 20);
+    for (let i = 0; i < 20; i++) expected.push(`r${round}-${i}`);
+    await waitUntil(() => ids(ca).length === expected.length && ids(cb).length === expected.length,
+      { timeoutMs: 20_000, what: `round ${round}'s events` });
+    await sleep(1200);  // the leader confirms what it appended
+  }
+  assert.deepEqual(ids(ca), expected);
+  assert.deepEqual(ids(cb), expected);
+  for (const c of [ca, cb]) {
+    assert.ok(!c.events.some((e) => e.name === 'walcast:resync'), 'no resync');
+    assert.equal(c.connects.length, 1, 'never cut');
+  }
+  for (const n of [a, b]) {
+    const m = await n.metrics();
+    const discontinuities = [...m.entries()].filter(([k]) => k.startsWith('walcast_discontinuities_total'))
+      .reduce((sum, [, v]) => sum + Number(v), 0);
+    assert.equal(discontinuities, 0, `${n.name} reported a discontinuity`);
+  }
+});
