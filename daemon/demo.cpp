@@ -46,6 +46,7 @@ extern const std::string_view walcast_sql;
 extern const std::string_view example_config;
 extern const std::string_view index_html;
 extern const std::string_view app_js;
+extern const std::string_view socket_events_js;
 extern const std::string_view style_css;
 extern const std::string_view socket_io_js;
 }  // namespace embedded
@@ -154,11 +155,14 @@ std::string seed_sql() {
     return sql;
 }
 
-// window.WALCAST_DEMO: the page's token, identity and initial board.
+// window.WALCAST_DEMO: the page's token and identity. The board itself comes from
+// /api/board, as the database has it when the page loads.
 std::string demo_config_js(const std::string& token) {
     std::string js = "window.WALCAST_DEMO = {\"token\":";
     append_json_string(js, token);
-    js += ",\"userId\":\"u1\",\"tenantId\":\"acme\",\"projectId\":\"p1\",\"projectName\":\"Launch\",\"users\":{";
+    js += ",\"userId\":\"u1\",\"tenantId\":\"acme\",\"projectId\":";
+    append_json_string(js, kProject);
+    js += ",\"projectName\":\"Launch\",\"users\":{";
     bool first = true;
     for (auto& u : kUsers) {
         js += first ? "" : ",";
@@ -167,21 +171,7 @@ std::string demo_config_js(const std::string& token) {
         js += ':';
         append_json_string(js, u[1]);
     }
-    js += "},\"tasks\":[";
-    int position = 1;
-    for (const Seed& t : kTasks) {
-        if (position > 1) js += ',';
-        js += "{\"id\":";
-        append_json_string(js, t.id);
-        js += ",\"title\":";
-        append_json_string(js, t.title);
-        js += ",\"status\":";
-        append_json_string(js, t.status);
-        js += ",\"assigneeId\":";
-        append_json_string(js, t.assignee);
-        js += ",\"position\":" + std::to_string(position++) + ",\"estimate\":3.50}";
-    }
-    js += "]};\n";
+    js += "}};\n";
     return js;
 }
 
@@ -564,6 +554,8 @@ int run_demo(const DemoOptions& options) {
         sign_jwt_hs256("{\"sub\":\"u1\",\"tenantId\":\"acme\",\"exp\":" + std::to_string(exp) + "}", secret);
     write_file(www / "index.html", embedded::index_html);
     write_file(www / "app.js", embedded::app_js);
+    fs::create_directories(www / "generated");
+    write_file(www / "generated" / "socket-events.js", embedded::socket_events_js);
     write_file(www / "style.css", embedded::style_css);
     write_file(www / "socket.io.min.js", embedded::socket_io_js);
     write_file(www / "demo-config.js", demo_config_js(token));
