@@ -18,6 +18,10 @@
 // Test hook (tests only): ?pauseAfterRead=MS waits MS milliseconds (at most 60000) between
 // reading the board and joining, with body[data-sync="paused"] meanwhile, so a test can commit
 // rows that the read did not see and that only the join's backlog brings.
+//
+// What tests read on <body>: data-connection (the indicator), data-sync (the Phase below),
+// data-joined (live in the project's room), data-board-reads, data-snapshot-joins (joins
+// answered recovered:true) and data-backlog (events the last join brought before its answer).
 
 import type { io as socketIo } from 'socket.io-client';
 
@@ -81,6 +85,7 @@ const ACK_TIMEOUT_MS = 10000;   // join-project and leave-project answers
 const RETRY_MIN_MS = 500;       // first retry of a failed read or join; doubles up to RETRY_MAX_MS
 const RETRY_MAX_MS = 15000;
 const MAX_PAUSE_MS = 60000;
+const BURST_EVENTS = 30;        // more events than this in a second: no animations until it calms
 // Models whose room is the project, the owner (when not in a project) or the tenant.
 const PROJECT_MODELS = new Set(['task', 'comment', 'timeEntry']);
 const PROJECT_OR_USER_MODELS = new Set(['file', 'note']);
@@ -161,6 +166,8 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
   // Board
 
   const tasks = new Map<string, Task>();
+  const cards = new Map<string, HTMLElement>();   // id -> its card on the board
+  const shownAs = new WeakMap<Element, Task>();    // card -> the task it shows
   const board = $('#board');
 
   function positionKey(v: unknown): number {
@@ -234,18 +241,6 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
     return li;
   }
 
-  function cardElement(id: string): HTMLElement | null {
-    for (const node of board.querySelectorAll<HTMLElement>('.card[data-task-id]')) {
-      if (node.dataset.taskId === id) return node;
-    }
-    return null;
-  }
-
-  function flash(node: HTMLElement, kind: string): void {
-    node.classList.remove('flash-created', 'flash-updated', 'flash-moved');
-    void node.offsetWidth; // restart the animation
-    node.classList.add(`flash-${kind}`);
-  }
 
   function updateCounts(): void {
     for (const column of board.querySelectorAll<HTMLElement>('.column')) {
@@ -255,33 +250,70 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
     }
   }
 
+  // Counts once for a burst of events (a transaction of thousands must not recount each time).
+  let countsPending = false;
+  function updateCountsSoon(): void {
+    if (countsPending) return;
+    countsPending = true;
+    setTimeout(() => { countsPending = false; updateCounts(); }, 50);
+  }
+
+  // A transaction of thousands of rows arrives as thousands of events: animating each card and
+  // log entry would have the browser repaint them all for seconds. Calm: under BURST_EVENTS in
+  // the last second.
+  let burstStart = 0;
+  let burstEvents = 0;
+  function noteEvent(): void {
+    const now = performance.now();
+    if (now - burstStart > 1000) {
+      burstStart = now;
+      burstEvents = 0;
+    }
+    burstEvents += 1;
+  }
+  const calm = () => burstEvents <= BURST_EVENTS;
+
   // Puts the card of `task` in its column at its place by position, replacing any old card.
-  function placeCard(task: Task, kind: 'created' | 'updated' | null): void {
-    const old = cardElement(task.id);
+  // Cards are new elements, so a flash class starts its animation without a forced layout.
+  function placeCard(task: Task, kind: 'created' | 'updated'): void {
+    const old = cards.get(task.id);
     const oldStatus = old?.closest<HTMLElement>('.column')?.dataset.status ?? null;
     old?.remove();
+    cards.delete(task.id);
+    updateCountsSoon();
     const column = board.querySelector<HTMLElement>(`.column[data-status="${CSS.escape(task.status ?? '')}"]`);
-    if (!column) { updateCounts(); return; }   // a status this board has no column for
+    if (!column) return;   // a status this board has no column for
     const list = $('.cards', column);
     const card = renderCard(task);
-    let before: Element | null = null;
-    for (const other of Array.from(list.children)) {
-      const t = tasks.get((other as HTMLElement).dataset.taskId ?? '');
-      if (t && compareTasks(task, t) < 0) { before = other; break; }
+    cards.set(task.id, card);
+    shownAs.set(card, task);
+    // Binary search: the column is in board order (cards fading out keep their place).
+    const children = list.children;
+    let lo = 0, hi = children.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const other = children[mid];
+      const t = other ? shownAs.get(other) : undefined;
+      if (t && compareTasks(task, t) < 0) hi = mid;
+      else lo = mid + 1;
     }
-    list.insertBefore(card, before);
-    if (kind) flash(card, kind === 'updated' && oldStatus && oldStatus !== task.status ? 'moved' : kind);
-    updateCounts();
+    list.insertBefore(card, children[lo] ?? null);
+    if (calm()) card.classList.add(`flash-${kind === 'updated' && oldStatus && oldStatus !== task.status ? 'moved' : kind}`);
   }
 
   function removeCard(id: string): void {
-    const card = cardElement(id);
+    const card = cards.get(id);
     if (!card) return;
+    cards.delete(id);
+    updateCountsSoon();
+    if (!calm()) {
+      card.remove();
+      return;
+    }
     // Gone for selectors at once; faded out for the eye.
     delete card.dataset.taskId;
     card.classList.add('leaving');
     setTimeout(() => card.remove(), 260);
-    updateCounts();
   }
 
   // `data` over `base`: a column the data carries replaces the old value, others stay.
@@ -302,13 +334,27 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
   // The board as read: every card replaced, no animation.
   function showBoard(rows: TaskData[]): void {
     tasks.clear();
+    cards.clear();
     for (const card of Array.from(board.querySelectorAll('.card'))) card.remove();
     for (const row of rows) {
       const id = text(row.id);
-      if (id === null) continue;
-      tasks.set(id, mergeTask(undefined, id, row));
+      if (id !== null) tasks.set(id, mergeTask(undefined, id, row));
     }
-    for (const task of Array.from(tasks.values()).sort(compareTasks)) placeCard(task, null);
+    // Column by column in board order, each appended at once.
+    const lists = new Map<string, DocumentFragment>();
+    for (const column of board.querySelectorAll<HTMLElement>('.column')) lists.set(column.dataset.status ?? '', document.createDocumentFragment());
+    for (const task of Array.from(tasks.values()).sort(compareTasks)) {
+      const list = lists.get(task.status ?? '');
+      if (!list) continue;   // a status this board has no column for
+      const card = renderCard(task);
+      cards.set(task.id, card);
+      shownAs.set(card, task);
+      list.append(card);
+    }
+    for (const column of board.querySelectorAll<HTMLElement>('.column')) {
+      const list = lists.get(column.dataset.status ?? '');
+      if (list) $('.cards', column).append(list);
+    }
     updateCounts();
     board.dataset.ready = 'true';
   }
@@ -422,6 +468,7 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
 
   function logEvent(name: string, p: WalcastModelEvent): void {
     const li = el('li', 'entry');
+    if (!calm()) li.style.animation = 'none';
     li.dataset.event = name;
     li.dataset.op = p.operation;
     li.dataset.eventId = p.eventId;
@@ -470,6 +517,7 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
   // Every model event: de-duplicated, counted and logged. False for a duplicate.
   function receive(name: string, event: WalcastModelEvent): boolean {
     if (!firstTime(event.eventId)) return false;
+    noteEvent();
     received += 1;
     if (phase === 'joining') backlog += 1;
     lastLsn = event.lsn;
@@ -596,6 +644,7 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
         }
         snapshotJoins += 1;
         document.body.dataset.snapshotJoins = String(snapshotJoins);
+        document.body.dataset.backlog = String(backlog);
         hideBanner();
         setPhase('live');
         logSystem(`Joined project:${projectId} from the board's snapshot` +
