@@ -21,7 +21,8 @@
 //
 // What tests read on <body>: data-connection (the indicator), data-sync (the Phase below),
 // data-joined (live in the project's room), data-board-reads, data-snapshot-joins (joins
-// answered recovered:true) and data-backlog (events the last join brought before its answer).
+// answered recovered:true) and data-backlog (project events the last join brought before its
+// answer).
 
 import type { io as socketIo } from 'socket.io-client';
 
@@ -519,7 +520,7 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
     if (!firstTime(event.eventId)) return false;
     noteEvent();
     received += 1;
-    if (phase === 'joining') backlog += 1;
+    if (phase === 'joining' && roomOf(event) === `project:${projectId}`) backlog += 1;
     lastLsn = event.lsn;
     logStats.textContent = `${received} received · lsn ${lastLsn}`;
     logEvent(name, event);
@@ -535,7 +536,7 @@ function start(cfg: DemoConfig, io: typeof socketIo): void {
   let phase: Phase = 'reading';
   let generation = 0;          // the sync in charge; an older one stops at its next step
   let mayBeInRoom = false;     // this session may be in project:<id> (a join was sent on it)
-  let backlog = 0;             // events received while the join was answered
+  let backlog = 0;             // project events received between the join and its answer
   let boardReads = 0;
   let snapshotJoins = 0;
   let everConnected = false;
