@@ -303,6 +303,7 @@ private:
             queue_.clear();
             lock.unlock();
             Answer answer = read_board(conn);
+            if (answer.status != 200) say("/api/board: " + answer.body);
             boost::asio::post(loop_, [this, guard = std::weak_ptr<char>(alive_), batch = std::move(batch),
                                       answer = std::move(answer)] {
                 if (guard.lock()) deliver(batch, answer);
