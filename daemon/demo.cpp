@@ -1,29 +1,40 @@
 // walcast demo (see demo.hpp). PostgreSQL refuses to run as root, so when started as root
 // the cluster belongs to the unprivileged user "postgres" and its commands run as that user.
+// Main thread; the simulated team and /api/board's reader each have a thread of their own.
 #include "daemon/demo.hpp"
 
 #include <grp.h>
 #include <libpq-fe.h>
 #include <pwd.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "wire/jwt.hpp"
+#include "daemon/listener.hpp"
 #include "daemon/run.hpp"
 #include "decoder/json_text.hpp"
 
@@ -35,6 +46,7 @@ extern const std::string_view walcast_sql;
 extern const std::string_view example_config;
 extern const std::string_view index_html;
 extern const std::string_view app_js;
+extern const std::string_view socket_events_js;
 extern const std::string_view style_css;
 extern const std::string_view socket_io_js;
 }  // namespace embedded
@@ -126,6 +138,8 @@ const Seed kTasks[] = {
 
 const char* kUsers[][2] = {{"u1", "Ada"}, {"u2", "Grace"}, {"u3", "Linus"}, {"u4", "Margaret"}};
 
+const char* const kProject = "p1";  // the board's project
+
 std::string seed_sql() {
     std::string sql =
         "INSERT INTO \"Tenant\" VALUES ('acme', 'Acme');"
@@ -141,11 +155,14 @@ std::string seed_sql() {
     return sql;
 }
 
-// window.WALCAST_DEMO: the page's token, identity and initial board.
+// window.WALCAST_DEMO: the page's token and identity. The board itself comes from
+// /api/board, as the database has it when the page loads.
 std::string demo_config_js(const std::string& token) {
     std::string js = "window.WALCAST_DEMO = {\"token\":";
     append_json_string(js, token);
-    js += ",\"userId\":\"u1\",\"tenantId\":\"acme\",\"projectId\":\"p1\",\"projectName\":\"Launch\",\"users\":{";
+    js += ",\"userId\":\"u1\",\"tenantId\":\"acme\",\"projectId\":";
+    append_json_string(js, kProject);
+    js += ",\"projectName\":\"Launch\",\"users\":{";
     bool first = true;
     for (auto& u : kUsers) {
         js += first ? "" : ",";
@@ -154,23 +171,183 @@ std::string demo_config_js(const std::string& token) {
         js += ':';
         append_json_string(js, u[1]);
     }
-    js += "},\"tasks\":[";
-    int position = 1;
-    for (const Seed& t : kTasks) {
-        if (position > 1) js += ',';
-        js += "{\"id\":";
-        append_json_string(js, t.id);
-        js += ",\"title\":";
-        append_json_string(js, t.title);
-        js += ",\"status\":";
-        append_json_string(js, t.status);
-        js += ",\"assigneeId\":";
-        append_json_string(js, t.assignee);
-        js += ",\"position\":" + std::to_string(position++) + ",\"estimate\":3.50}";
-    }
-    js += "]};\n";
+    js += "}};\n";
     return js;
 }
+
+// GET /api/board: the demo project's tasks (the columns the board shows, as JSON of the same
+// types as an event's `data`) and walcast.snapshot(), read in one REPEATABLE READ transaction,
+// as {"tasks":[...],"snapshot":"v1:..."}. The page joins the project with that token and gets
+// exactly the events its read did not see.
+//
+// The read must not block the loop: the loop defers the request and queues it; one worker
+// thread with its own connection takes the whole queue at once and answers every request in it
+// with one read (a read that starts after a request arrived is as good for it as its own); the
+// answer is posted back to the loop, the only thread that touches exchanges.
+class BoardEndpoint {
+public:
+    static constexpr std::size_t kMaxQueued = 64;  // requests waiting for the worker; more: 503
+
+    // Loop thread. The worker starts at once, connects at the first request.
+    BoardEndpoint(boost::asio::io_context& loop, std::string dsn)
+        : loop_(loop), dsn_(std::move(dsn)), worker_([this] { work(); }) {}
+
+    // Loop thread, after the loop stopped (the server is being destroyed): waits for a read in
+    // progress, then answers what is left 503.
+    ~BoardEndpoint() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        worker_.join();
+        for (auto& [id, exchange] : waiting_) respond(*exchange, 503, R"({"error":"the demo is stopping"})");
+    }
+
+    BoardEndpoint(const BoardEndpoint&) = delete;
+    BoardEndpoint& operator=(const BoardEndpoint&) = delete;
+
+    // Loop thread: HttpEndpoints::extra.
+    bool handle(const std::shared_ptr<HttpExchange>& exchange) {
+        if (exchange->path() != "/api/board") return false;
+        const std::uint64_t id = ++next_id_;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (queue_.size() >= kMaxQueued) {
+                respond(*exchange, 503, R"({"error":"busy"})", {{"Retry-After", "1"}});
+                return true;
+            }
+            queue_.push_back(id);
+        }
+        exchange->defer();
+        waiting_.emplace(id, exchange);
+        wake_.notify_one();
+        return true;
+    }
+
+private:
+    struct Answer {
+        int status = 500;
+        std::string body;
+    };
+
+    static void respond(HttpExchange& x, int status, std::string body, HttpHeaders headers = {}) {
+        headers.emplace_back("Content-Type", "application/json");
+        headers.emplace_back("Cache-Control", "no-store");
+        x.respond(status, headers, std::move(body));
+    }
+
+    static Answer failure(int status, const std::string& what, PGconn* conn) {
+        std::string message = what;
+        if (conn) message += std::string(": ") + PQerrorMessage(conn);
+        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+        Answer a{status, "{\"error\":"};
+        append_json_string(a.body, message);
+        a.body += '}';
+        return a;
+    }
+
+    // Worker thread. One read: BEGIN REPEATABLE READ, tasks and token in one statement (so
+    // they share the transaction's snapshot whatever the isolation), COMMIT. A broken
+    // connection is dropped and made again by the next read.
+    Answer read_board(PGconn*& conn) {
+        if (conn && PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = nullptr;
+        }
+        if (!conn) {
+            conn = PQconnectdb(dsn_.c_str());
+            std::string ignored;
+            if (PQstatus(conn) != CONNECTION_OK || !exec_sql(conn, "SET statement_timeout = '10s'", ignored)) {
+                Answer a = failure(503, "cannot connect to the demo database", conn);
+                PQfinish(conn);
+                conn = nullptr;
+                return a;
+            }
+        }
+        std::string error;
+        if (!exec_sql(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", error)) return failure(500, error, nullptr);
+        static const char* const kQuery =
+            "SELECT json_build_object("
+            "  'tasks', COALESCE(json_agg(json_build_object("
+            "      'id', id, 'projectId', \"projectId\", 'title', title, 'status', status,"
+            "      'assigneeId', \"assigneeId\", 'position', position, 'estimate', estimate,"
+            "      'createdAt', \"createdAt\"::text)"  // as wal2json writes it: the type's text
+            "    ORDER BY position NULLS LAST, \"createdAt\", id), '[]'::json),"
+            "  'snapshot', walcast.snapshot())::text "
+            "FROM \"Task\" WHERE \"projectId\" = $1";
+        const char* params[] = {kProject};
+        PGresult* r = PQexecParams(conn, kQuery, 1, nullptr, params, nullptr, nullptr, 0);
+        Answer a;
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+            a = Answer{200, PQgetvalue(r, 0, 0)};
+        else
+            a = failure(500, PQresultErrorMessage(r), nullptr);
+        PQclear(r);
+        if (!exec_sql(conn, a.status == 200 ? "COMMIT" : "ROLLBACK", error) && a.status == 200) a = failure(500, error, nullptr);
+        return a;
+    }
+
+    // Worker thread: whole batches from the queue, one read each, the answer posted to the loop.
+    void work() {
+        // Signals are the main thread's business (SIGINT stops the demo, SIGUSR1 pauses the team).
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);
+        PGconn* conn = nullptr;
+        std::unique_lock<std::mutex> lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+            if (stop_) break;
+            std::vector<std::uint64_t> batch(queue_.begin(), queue_.end());
+            queue_.clear();
+            lock.unlock();
+            Answer answer = read_board(conn);
+            if (answer.status != 200) say("/api/board: " + answer.body);
+            boost::asio::post(loop_, [this, guard = std::weak_ptr<char>(alive_), batch = std::move(batch),
+                                      answer = std::move(answer)] {
+                if (guard.lock()) deliver(batch, answer);
+            });
+            lock.lock();
+        }
+        lock.unlock();
+        if (conn) PQfinish(conn);
+    }
+
+    // Loop thread.
+    void deliver(const std::vector<std::uint64_t>& batch, const Answer& answer) {
+        for (std::uint64_t id : batch) {
+            auto it = waiting_.find(id);
+            if (it == waiting_.end()) continue;
+            std::shared_ptr<HttpExchange> exchange = std::move(it->second);
+            waiting_.erase(it);
+            respond(*exchange, answer.status, answer.body);
+        }
+    }
+
+    boost::asio::io_context& loop_;
+    const std::string dsn_;
+    // Loop thread only.
+    std::uint64_t next_id_ = 0;
+    std::unordered_map<std::uint64_t, std::shared_ptr<HttpExchange>> waiting_;
+    // Posted answers may reach the loop after this is gone (never run, in practice: the loop
+    // has stopped by then); they hold this weakly.
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
+    // The queue between the loop and the worker.
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::uint64_t> queue_;
+    bool stop_ = false;
+    std::thread worker_;  // last: starts once everything above exists
+};
+
+// SIGUSR1 pauses the simulated team and SIGUSR2 lets it write again; the writer says so on
+// stdout once it is between transactions (tests compare the board with the database while
+// nothing writes). Set from a signal handler: lock-free.
+std::atomic<bool> team_paused{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void on_team_signal(int signo) { team_paused.store(signo == SIGUSR1); }
 
 // The simulated team: one transaction every ~0.5-1.2 s, each with its emit context.
 void simulate_team(const std::string& dsn, const std::atomic<bool>& stop) {
@@ -190,8 +367,15 @@ void simulate_team(const std::string& dsn, const std::atomic<bool>& stop) {
     int counter = 0;
     std::string error;
     while (!stop.load()) {
-        for (int i = 0; i < 10 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50 + pick(70)));
+        for (int i = 0; i < 10 && !stop.load() && !team_paused.load(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50 + pick(70)));
         if (stop.load()) break;
+        if (team_paused.load()) {
+            say("the simulated team paused (SIGUSR2 resumes it)");
+            while (team_paused.load() && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            if (!stop.load()) say("the simulated team writes again");
+            continue;
+        }
         const int who = pick(4);
         const std::string actor = kUsers[who][0];
         const std::string n = std::to_string(++counter);
@@ -310,6 +494,14 @@ int run_demo(const DemoOptions& options) {
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     ::pthread_sigmask(SIG_BLOCK, &block, &previous);
+    // SIGUSR1/SIGUSR2 pause and resume the simulated team (their default would kill the demo
+    // and leave its cluster behind).
+    struct sigaction team{}, old_usr1{}, old_usr2{};
+    team.sa_handler = on_team_signal;
+    team.sa_flags = SA_RESTART;
+    sigemptyset(&team.sa_mask);
+    ::sigaction(SIGUSR1, &team, &old_usr1);
+    ::sigaction(SIGUSR2, &team, &old_usr2);
 
     Cluster cluster;
     std::string error;
@@ -363,6 +555,8 @@ int run_demo(const DemoOptions& options) {
         sign_jwt_hs256("{\"sub\":\"u1\",\"tenantId\":\"acme\",\"exp\":" + std::to_string(exp) + "}", secret);
     write_file(www / "index.html", embedded::index_html);
     write_file(www / "app.js", embedded::app_js);
+    fs::create_directories(www / "generated");
+    write_file(www / "generated" / "socket-events.js", embedded::socket_events_js);
     write_file(www / "style.css", embedded::style_css);
     write_file(www / "socket.io.min.js", embedded::socket_io_js);
     write_file(www / "demo-config.js", demo_config_js(token));
@@ -376,6 +570,10 @@ int run_demo(const DemoOptions& options) {
     }
     server.jwt_secret = secret;
     server.static_dir = www.string();
+    server.http_hook = [dsn = cluster.dsn("demo")](boost::asio::io_context& loop) {
+        auto board = std::make_shared<BoardEndpoint>(loop, dsn);
+        return [board](const std::shared_ptr<HttpExchange>& exchange) { return board->handle(exchange); };
+    };
 
     say("open http://127.0.0.1:" + std::to_string(options.port) + "/");
     say("database: psql -h " + cluster.dir() + " -p 5432 -U postgres demo");
@@ -387,6 +585,8 @@ int run_demo(const DemoOptions& options) {
     const int code = serve(std::move(*config), std::move(server), nullptr, &previous);
     stop_writer = true;
     if (writer.joinable()) writer.join();
+    ::sigaction(SIGUSR1, &old_usr1, nullptr);
+    ::sigaction(SIGUSR2, &old_usr2, nullptr);
     const std::string dir = cluster.dir();
     cluster.stop();
     say("stopped; removed " + dir);

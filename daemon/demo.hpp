@@ -1,6 +1,8 @@
 // `walcast demo`: a throwaway PostgreSQL cluster with the reference schema, the daemon, a
-// writer that simulates a small team, and a live board page at http://127.0.0.1:PORT/.
-// Ctrl-C stops everything and removes the cluster. Main thread (plus the writer thread).
+// writer that simulates a small team, and a live board page at http://127.0.0.1:PORT/ that
+// reads the board from GET /api/board (the tasks and a snapshot token) and joins the project
+// with that token. Ctrl-C stops everything and removes the cluster; SIGUSR1 pauses the
+// simulated team and SIGUSR2 resumes it. Main thread (plus the writer and board threads).
 #pragma once
 
 #include <cstdint>

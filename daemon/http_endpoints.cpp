@@ -44,7 +44,8 @@ bool safe_static_path(const std::string& path) {
     return true;
 }
 
-void HttpEndpoints::handle(HttpExchange& x) const {
+void HttpEndpoints::handle(const std::shared_ptr<HttpExchange>& exchange) const {
+    HttpExchange& x = *exchange;
     auto respond = [&](int status, const char* type, std::string body, HttpHeaders extra = {}) {
         extra.emplace_back("Content-Type", type);
         extra.emplace_back("Cache-Control", "no-store");
@@ -60,6 +61,7 @@ void HttpEndpoints::handle(HttpExchange& x) const {
     }
     if (operator_endpoints && path == "/metrics" && metrics)
         return respond(200, "text/plain; version=0.0.4; charset=utf-8", metrics->render());
+    if (extra && extra(exchange)) return;
     if (!static_dir.empty() && safe_static_path(path)) {
         std::string file = static_dir + path;
         if (file.back() == '/') file += "index.html";

@@ -1,6 +1,7 @@
-// The plain HTTP side of a listener: GET /healthz, GET /metrics and, for the demo, static
-// files. On the public listener when [server] admin_listen is unset; otherwise only on the
-// admin listener, and the public one answers 404 for them. Loop thread only.
+// The plain HTTP side of a listener: GET /healthz, GET /metrics and, for the demo, an extra
+// handler and static files. On the public listener when [server] admin_listen is unset;
+// otherwise only on the admin listener, and the public one answers 404 for them. Loop thread
+// only.
 #pragma once
 
 #include <functional>
@@ -18,8 +19,12 @@ struct HttpEndpoints {
     const Metrics* metrics = nullptr;
     bool operator_endpoints = true;  // /healthz and /metrics
     std::string static_dir;          // files served at GET / (demo page); empty: none
+    // Tried for GET requests after /healthz and /metrics, before static files (the demo's
+    // /api/board). True: it took the request, answering it now or deferring it and answering
+    // later on the loop. Empty: none.
+    std::function<bool(const std::shared_ptr<HttpExchange>&)> extra;
 
-    void handle(HttpExchange& exchange) const;
+    void handle(const std::shared_ptr<HttpExchange>& exchange) const;
 };
 
 // A listener that serves HttpEndpoints alone and refuses WebSocket upgrades (the admin
@@ -27,7 +32,7 @@ struct HttpEndpoints {
 class EndpointsOnly : public ListenerHandler {
 public:
     explicit EndpointsOnly(HttpEndpoints endpoints) : endpoints_(std::move(endpoints)) {}
-    void on_http(const std::shared_ptr<HttpExchange>& exchange) override { endpoints_.handle(*exchange); }
+    void on_http(const std::shared_ptr<HttpExchange>& exchange) override { endpoints_.handle(exchange); }
     std::unique_ptr<Refusal> on_upgrade(const HttpExchange&) override {
         return std::make_unique<Refusal>(Refusal{404, "not found\n", "text/plain; charset=utf-8"});
     }

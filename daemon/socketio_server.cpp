@@ -100,7 +100,7 @@ SocketIoServer::Impl::Impl(boost::asio::io_context& io_, ServerOptions options_,
       options(std::move(options_)),
       access(access_),
       metrics(metrics_),
-      endpoints{std::move(healthy), std::move(detail), &metrics_, options.admin_host.empty(), options.static_dir},
+      endpoints{std::move(healthy), std::move(detail), &metrics_, options.admin_host.empty(), options.static_dir, {}},
       engine(io_, engine_options(options), *this, metrics_),
       listener(io_, engine, listener_options(options)),
       buffer(options.recovery_window.count(), options.recovery_max_bytes),
@@ -117,6 +117,7 @@ SocketIoServer::Impl::Impl(boost::asio::io_context& io_, ServerOptions options_,
         admin_options.websocket = false;
         admin = std::make_unique<Listener>(io_, *admin_handler, admin_options);
     }
+    if (options.http_hook) endpoints.extra = options.http_hook(io_);  // public listener only
 }
 
 SocketIoServer::Impl::~Impl() = default;

@@ -41,6 +41,8 @@ public:
     virtual void take(const std::string& pid, std::function<void(std::optional<SessionSnapshot>)> done) = 0;
 };
 
+class HttpExchange;
+
 struct ServerOptions {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8787;                  // 0: pick a free port (tests)
@@ -65,6 +67,11 @@ struct ServerOptions {
     std::size_t max_detached_sessions = 10000;
     std::size_t max_detached_per_user = 16;
     std::string static_dir;                     // files served at GET / (demo page); empty: none
+    // Makes the public listener's extra GET handler, tried before static files (see
+    // HttpEndpoints::extra), from the loop it runs on: the demo's /api/board reads on a
+    // worker thread and posts its answer to that loop. Called once, by the constructor; what
+    // it returns lives as long as the server. Empty: none.
+    std::function<std::function<bool(const std::shared_ptr<HttpExchange>&)>(boost::asio::io_context&)> http_hook;
     // Connection-state recovery (socket.io-client >= 4.6): a client that reconnects within
     // the window gets the events it missed. 0: off (no pid, no offsets).
     std::chrono::milliseconds recovery_window{120000};

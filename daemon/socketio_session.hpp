@@ -142,7 +142,7 @@ struct SocketIoServer::Impl : EngineHandler {
     void on_message(EngineSocket& socket, std::string_view data) override;
     void on_drain(EngineSocket& socket) override;
     void on_close(EngineSocket& socket, const LinkClosed& closed) override;
-    void on_http(const std::shared_ptr<HttpExchange>& exchange) override { endpoints.handle(*exchange); }
+    void on_http(const std::shared_ptr<HttpExchange>& exchange) override { endpoints.handle(exchange); }
 
     // CONNECT, events, joins (socketio_server.cpp).
     void on_connect(Session& s, const ClientPacket& p);

@@ -1,9 +1,22 @@
 // The demo as a newcomer sees it: `walcast demo` brings up its throwaway PostgreSQL, the
 // daemon and the live page; headless Chromium (Debian's /usr/bin/chromium, driven by
-// playwright-core from tests/integration/browser/) opens the page; a Task row inserted with
-// the psql command the demo prints appears in the board's To do column within 2 s of its
-// commit; a screenshot goes to the test output directory; Ctrl-C (SIGINT) stops the demo with
-// status 0 and removes its data directory.
+// playwright-core from tests/integration/browser/) opens the page.
+//
+// The board shows the database as it is: /api/board answers the project's tasks and a
+// snapshot token; the page is loaded RELOADS times while the simulated team writes, half of
+// them pausing a while between the page's read and its join (?pauseAfterRead) so that the
+// team's writes fall in between; on the last load the test itself inserts, updates and deletes
+// rows with psql in that gap, which only the snapshot join's backlog can bring, and they must
+// be on the board the moment the join is answered. After every load the team is paused
+// (SIGUSR1, resumed with SIGUSR2) and the board in the DOM must equal
+// SELECT id, title, status FROM "Task" WHERE "projectId" = 'p1' exactly. The daemon's
+// walcast_snapshot_joins_total counts a snapshot join per load. A reconnect as a new session
+// (socket.disconnect() and connect()) makes the page read and join again, and the board is
+// compared once more.
+//
+// Then, as before: a Task row inserted with the psql command the demo prints appears in the
+// board's To do column within 2 s of its commit; a screenshot goes to the test output
+// directory; Ctrl-C (SIGINT) stops the demo with status 0 and removes its data directory.
 //
 // Run by ctest with WALCAST_BIN and WALCAST_SOURCE_DIR; from the repo root:
 //   npm ci --prefix tests/integration/browser
@@ -36,6 +49,10 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const TASK_ID = 'browser-test-1';
 const TASK_TITLE = 'Inserted by the test';
 const MAX_LATENCY_MS = 2000;
+const PROJECT = 'p1';
+const RELOADS = 6;             // page loads, each checked against the database
+const GAP_PAUSE_MS = 4000;     // the last load's pause between read and join, for the psql writes
+const SETTLE_MS = 15000;       // after the team pauses, how long the board may take to catch up
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // A timeout that does not keep the process alive once everything else is done.
@@ -76,6 +93,8 @@ class Demo {
     this.url = null;
     this.psql = null;
     this.dataDir = null;
+    this.teamPauses = 0;   // "the simulated team paused" lines so far
+    this.teamResumes = 0;  // "the simulated team writes again" lines so far
     this.exit = null;   // {code, signal} once it exited
     this.waiters = [];
     this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -112,6 +131,8 @@ class Demo {
     if ((m = /^walcast demo: open (\S+)/.exec(text))) this.url = m[1];
     else if ((m = /^walcast demo: database: (.+)$/.exec(text))) this.psql = m[1].trim();
     else if ((m = /^walcast demo: data directory (.+)$/.exec(text))) this.dataDir = m[1].trim();
+    else if (/^walcast demo: the simulated team paused/.test(text)) this.teamPauses += 1;
+    else if (/^walcast demo: the simulated team writes again/.test(text)) this.teamResumes += 1;
     this.notify();
   }
 
@@ -132,6 +153,19 @@ class Demo {
       if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.output()}`);
       await Promise.race([new Promise((r) => this.waiters.push(r)), timeoutAfter(Math.min(left, 250))]);
     }
+  }
+
+  // SIGUSR1: the simulated team stops between two transactions and says so.
+  async pauseTeam() {
+    const before = this.teamPauses;
+    this.child.kill('SIGUSR1');
+    await this.until('the simulated team to pause', () => this.teamPauses > before, 15000);
+  }
+
+  async resumeTeam() {
+    const before = this.teamResumes;
+    this.child.kill('SIGUSR2');
+    await this.until('the simulated team to write again', () => this.teamResumes > before, 15000);
   }
 
   async stop(signal, timeoutMs) {
@@ -158,12 +192,13 @@ async function waitForHttp(demo, url, timeoutMs) {
   throw new Error(`${url} did not answer 200 (${last})\n${demo.output()}`);
 }
 
-// Runs SQL through the demo's printed psql command; resolves with psql's output.
-function runPsql(commandLine, sql) {
+// Runs SQL through the demo's printed psql command; resolves with psql's output (unaligned,
+// tuples only with `bare`).
+function runPsql(commandLine, sql, { bare = false } = {}) {
   const [program, ...rest] = shellWords(commandLine);
   assert.ok(program, `unusable psql command: ${commandLine}`);
   return new Promise((res, reject) => {
-    const child = spawn(program, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...rest], {
+    const child = spawn(program, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...(bare ? ['-A', '-t'] : []), ...rest], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
     });
@@ -190,6 +225,73 @@ function cleanUpAfterKill(dataDir) {
   try { rmSync(dataDir, { recursive: true, force: true }); } catch { /* best effort */ }
 }
 
+// {id, title, status} sorted by id, the same comparison for both sides.
+const byId = (rows) => rows.map(({ id, title, status }) => ({ id: String(id), title, status }))
+  .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+// The project's tasks as the database has them.
+async function databaseBoard(psql) {
+  const out = await runPsql(psql, `SELECT coalesce(json_agg(json_build_object('id', id, 'title', title, 'status', status)), '[]') ` +
+    `FROM "Task" WHERE "projectId" = '${PROJECT}';`, { bare: true });
+  return byId(JSON.parse(out));
+}
+
+// The cards on the page (a card being faded out has lost its data-task-id already).
+async function pageBoard(page) {
+  return byId(await page.evaluate(() => Array.from(document.querySelectorAll('#board .card[data-task-id]')).map((card) => ({
+    id: card.dataset.taskId,
+    title: card.querySelector('.card-title')?.textContent ?? null,
+    status: card.closest('.column')?.dataset.status ?? null,
+  }))));
+}
+
+// What the page says about itself, for failure messages.
+async function pageState(page) {
+  return page.evaluate(() => ({
+    body: { ...document.body.dataset },
+    banner: document.getElementById('banner')?.hidden ? null : document.getElementById('banner')?.textContent,
+    log: Array.from(document.querySelectorAll('#log-list .entry')).slice(0, 8).map((e) => e.textContent.trim().replace(/\s+/g, ' ')),
+  })).catch((err) => ({ error: err.message }));
+}
+
+// Loads the page and waits until it is live in the project's room.
+async function load(page, url, { onPaused } = {}) {
+  await page.goto(url, { waitUntil: 'load' });
+  try {
+    if (onPaused) {
+      await page.waitForSelector('body[data-sync="paused"]', { timeout: 15000 });
+      await onPaused();
+    }
+    await page.waitForSelector('#board[data-ready="true"] .column[data-status="todo"]', { timeout: 15000 });
+    await page.waitForSelector('body[data-connection="connected"][data-joined]', { timeout: 15000 + GAP_PAUSE_MS });
+  } catch (err) {
+    throw new Error(`${url}: the page never got live in project:${PROJECT}: ${err.message}\n` +
+      `page state: ${JSON.stringify(await pageState(page))}\n${demo.output()}`);
+  }
+}
+
+// With nothing writing: waits for the page to catch up, then its board must be the database's.
+async function assertBoardIsDatabase(page, what) {
+  const expected = await databaseBoard(demo.psql);
+  const deadline = Date.now() + SETTLE_MS;
+  let shown = await pageBoard(page);
+  while (JSON.stringify(shown) !== JSON.stringify(expected) && Date.now() < deadline) {
+    await sleep(100);
+    shown = await pageBoard(page);
+  }
+  assert.deepEqual(shown, expected, `${what}: the board differs from SELECT id, title, status FROM "Task" ` +
+    `WHERE "projectId" = '${PROJECT}' (${SETTLE_MS} ms after the writes stopped)\n` +
+    `page state: ${JSON.stringify(await pageState(page))}`);
+  return expected.length;
+}
+
+async function metric(url, name) {
+  const text = await (await fetch(new URL('/metrics', url))).text();
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+  assert.ok(m, `${name} in /metrics`);
+  return Number(m[1]);
+}
+
 let demo = null;
 let context = null;
 let profileDir = null;
@@ -203,7 +305,7 @@ after(async () => {
   }
 });
 
-test('walcast demo: a row inserted with psql shows up on the live board, Ctrl-C cleans up', { timeout: 240000 }, async (t) => {
+test('walcast demo: the board is the database across reloads and snapshot joins, a psql insert shows up live, Ctrl-C cleans up', { timeout: 300000 }, async (t) => {
   assert.ok(existsSync(WALCAST_BIN), `walcast binary not found at ${WALCAST_BIN} (set WALCAST_BIN)`);
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: apt-get install chromium (or set CHROMIUM_PATH)`);
   const { chromium } = loadPlaywright();
@@ -227,23 +329,94 @@ test('walcast demo: a row inserted with psql shows up on the live board, Ctrl-C 
   page.on('pageerror', (err) => pageErrors.push(err.message));
   page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
 
-  await page.goto(demo.url, { waitUntil: 'load' });
-  // The board is drawn from /demo-config.js and the page has joined the project's room:
-  // only then is an insert guaranteed to reach it.
-  try {
-    await page.waitForSelector('#board[data-ready="true"] .column[data-status="todo"]', { timeout: 15000 });
-    await page.waitForSelector('body[data-connection="connected"][data-joined]', { timeout: 15000 });
-  } catch (err) {
-    const state = await page.evaluate(() => ({
-      connection: document.body.dataset.connection,
-      banner: document.getElementById('banner')?.hidden ? null : document.getElementById('banner')?.textContent,
-      log: Array.from(document.querySelectorAll('#log-list .entry')).slice(0, 5).map((e) => e.textContent.trim()),
-    })).catch(() => null);
-    throw new Error(`page never got connected and joined: ${err.message}\npage state: ${JSON.stringify(state)}\n` +
-      `page errors: ${JSON.stringify(pageErrors)}\nconsole errors: ${JSON.stringify(consoleErrors)}\n${demo.output()}`);
+  const sql = (statements) => runPsql(demo.psql, ['BEGIN;', "SELECT walcast.set_context('u1', 'p1', 'acme');",
+    ...statements, 'COMMIT;', ''].join('\n'));
+
+  // /api/board: the project's tasks and a snapshot token, read together.
+  await demo.pauseTeam();
+  {
+    const res = await fetch(new URL('/api/board', demo.url));
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+    const answer = await res.json();
+    assert.match(answer.snapshot, /^v1:\d+:\d+:[\d,]*:[0-9A-F]+\/[0-9A-F]+$/, 'a snapshot token');
+    assert.deepEqual(byId(answer.tasks), await databaseBoard(demo.psql), '/api/board answers the project\'s tasks');
+    for (const task of answer.tasks) {
+      assert.deepEqual(Object.keys(task).sort(),
+        ['assigneeId', 'createdAt', 'estimate', 'id', 'position', 'projectId', 'status', 'title']);
+    }
   }
+  // Rows the psql writes of the last load change: here before any read.
+  await sql([
+    `INSERT INTO "Task" (id, "projectId", title, status, position) VALUES ('gap-update', 'p1', 'To be renamed', 'todo', 900), ` +
+      `('gap-delete', 'p1', 'To be deleted', 'doing', 901);`,
+  ]);
+
+  // Loads with the team writing; each is then compared with the database with the team paused.
+  const joinsBefore = await metric(demo.url, 'walcast_snapshot_joins_total');
+  for (let i = 1; i <= RELOADS; i += 1) {
+    await demo.resumeTeam();
+    const last = i === RELOADS;
+    const pause = last ? GAP_PAUSE_MS : i % 2 === 0 ? 1000 + Math.floor(Math.random() * 1500) : 0;
+    const url = pause ? `${demo.url}?pauseAfterRead=${pause}` : demo.url;
+    if (!last) {
+      await load(page, url);
+    } else {
+      // Between the page's read and its join: only the join's backlog can bring these.
+      await load(page, url, {
+        onPaused: async () => {
+          await sql(["INSERT INTO \"Task\" (id, \"projectId\", title, status, position) VALUES ('gap-insert', 'p1', 'Inserted in the gap', 'doing', 902);"]);
+          await sql(["UPDATE \"Task\" SET title = 'Renamed in the gap', status = 'done' WHERE id = 'gap-update';"]);
+          await sql(["DELETE FROM \"Task\" WHERE id = 'gap-delete';"]);
+          assert.equal(await page.evaluate(() => document.body.dataset.sync), 'paused', `the writes took longer than the pause (${GAP_PAUSE_MS} ms)`);
+        },
+      });
+      // The join's answer came after its backlog: the board has them now, not eventually.
+      const shown = Object.fromEntries((await pageBoard(page)).filter((c) => c.id.startsWith('gap-')).map((c) => [c.id, c]));
+      assert.deepEqual(shown, {
+        'gap-insert': { id: 'gap-insert', title: 'Inserted in the gap', status: 'doing' },
+        'gap-update': { id: 'gap-update', title: 'Renamed in the gap', status: 'done' },
+      }, `the writes between the read and the join are on the board when the join is answered\n` +
+        `page state: ${JSON.stringify(await pageState(page))}`);
+      const backlog = Number(await page.evaluate(() => document.body.dataset.backlog));
+      assert.ok(backlog >= 3, `the join brought the 3 writes made after the read (backlog ${backlog})`);
+      for (const [event, id] of [['task:created', 'gap-insert'], ['task:updated', 'gap-update'], ['task:deleted', 'gap-delete']]) {
+        assert.equal(await page.locator(`#log-list .entry[data-event="${event}"][data-id="${id}"]`).count(), 1,
+          `the event log lists ${event} for ${id} once`);
+      }
+    }
+    // The team writes on for a moment while the page is live.
+    await sleep(300 + Math.floor(Math.random() * 1200));
+    await demo.pauseTeam();
+    const n = await assertBoardIsDatabase(page, `load ${i}${pause ? ` (pauseAfterRead=${pause})` : ''}`);
+    const joins = await page.evaluate(() => document.body.dataset.snapshotJoins);
+    t.diagnostic(`load ${i}: pauseAfterRead=${pause}, ${n} tasks, the board equals the database ` +
+      `(backlog of the join: ${await page.evaluate(() => document.body.dataset.backlog)}, snapshot joins on the page: ${joins})`);
+    assert.ok(Number(joins) >= 1, 'the page joined with the snapshot of its read');
+  }
+  const joins = (await metric(demo.url, 'walcast_snapshot_joins_total')) - joinsBefore;
+  assert.ok(joins >= RELOADS, `walcast_snapshot_joins_total grew by ${joins}, at least one per load (${RELOADS})`);
+  assert.equal(await metric(demo.url, 'walcast_snapshot_misses_total'), 0, 'no snapshot join had to reload');
+
+  // A reconnect that is not recovered (a new session, in no room) while the team writes: the
+  // page reads the board again and joins with the new snapshot.
+  await demo.resumeTeam();
+  const reads = Number(await page.evaluate(() => document.body.dataset.boardReads));
+  await page.evaluate(() => { const { socket } = window.walcastDemo; socket.disconnect(); socket.connect(); });
+  try {
+    await page.waitForFunction((n) => Number(document.body.dataset.boardReads) > n && document.body.dataset.joined,
+      reads, { timeout: 15000 });
+  } catch (err) {
+    throw new Error(`no new read and join after a reconnect as a new session: ${err.message}\n` +
+      `page state: ${JSON.stringify(await pageState(page))}`);
+  }
+  await sleep(500);
+  await demo.pauseTeam();
+  await assertBoardIsDatabase(page, 'after a reconnect as a new session');
+  await demo.resumeTeam();
+
   const initialCards = await page.locator('.card[data-task-id]').count();
-  assert.ok(initialCards > 0, 'the board shows the initial tasks from demo-config.js');
+  assert.ok(initialCards > 0, 'the board shows the tasks from /api/board');
   assert.equal(await page.locator(`[data-task-id="${TASK_ID}"]`).count(), 0, 'the test task is not on the board yet');
 
   // Note the moment the card enters the To do column, in the page (same clock as the commit).
