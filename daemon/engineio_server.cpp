@@ -327,7 +327,7 @@ void EngineIoServer::finish_upgrade(EngineSocket& s) {
     s.upgrading_ = false;
     s.upgraded_ = true;
     ++s.upgrade_gen_;
-    s.upgrade_timer_.cancel();
+    s.upgrade_timer_.reset();  // cancels its wait; no probe follows an upgrade
     // The WebSocket is the transport before anything else happens: releasing a held poll
     // below reports a drain, and whatever the Socket.IO layer sends then must not land in
     // the polling queue that is about to go away.
@@ -351,7 +351,7 @@ void EngineIoServer::finish_upgrade(EngineSocket& s) {
 // at once, so nothing it still delivers (a late `5`) reaches the session.
 void EngineIoServer::drop_probe(EngineSocket& s, std::uint16_t code, const std::string& reason) {
     ++s.upgrade_gen_;
-    s.upgrade_timer_.cancel();
+    if (s.upgrade_timer_) s.upgrade_timer_->cancel();
     s.upgrading_ = false;
     std::shared_ptr<WebSocketLink> probe = std::move(s.link_);
     if (probe) probe->close(code, reason);
@@ -360,8 +360,9 @@ void EngineIoServer::drop_probe(EngineSocket& s, std::uint16_t code, const std::
 void EngineIoServer::arm_upgrade_timer(EngineSocket& s, std::chrono::milliseconds after) {
     const std::uint64_t gen = ++s.upgrade_gen_;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s.probe_deadline_ - std::chrono::steady_clock::now());
-    s.upgrade_timer_.expires_after(std::max(std::chrono::milliseconds(0), std::min(after, left)));
-    s.upgrade_timer_.async_wait([this, guard = std::weak_ptr<char>(alive_), id = s.id, gen](const boost::system::error_code& ec) {
+    if (!s.upgrade_timer_) s.upgrade_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+    s.upgrade_timer_->expires_after(std::max(std::chrono::milliseconds(0), std::min(after, left)));
+    s.upgrade_timer_->async_wait([this, guard = std::weak_ptr<char>(alive_), id = s.id, gen](const boost::system::error_code& ec) {
         if (ec || !guard.lock()) return;
         on_upgrade_timer(id, gen);
     });
@@ -473,7 +474,7 @@ void EngineIoServer::on_ws_close(WebSocketLink& link, const LinkClosed& closed) 
     if (s->transport_ != &link) {
         // A probe that did not complete: the session stays on polling.
         ++s->upgrade_gen_;
-        s->upgrade_timer_.cancel();
+        if (s->upgrade_timer_) s->upgrade_timer_->cancel();
         s->upgrading_ = false;
         s->link_.reset();
         return;

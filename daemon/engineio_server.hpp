@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "daemon/log.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/polling_transport.hpp"
+#include "daemon/session_timer.hpp"
 #include "wire/inbound_budget.hpp"
 
 namespace walcast {
@@ -60,7 +62,7 @@ struct EngineOptions {
 // One Engine.IO session. The Socket.IO layer derives its session from it.
 class EngineSocket {
 public:
-    explicit EngineSocket(boost::asio::io_context& io) : heartbeat_(io), upgrade_timer_(io) {}
+    explicit EngineSocket(boost::asio::io_context& io) : heartbeat_(io) {}
     virtual ~EngineSocket() = default;
 
     SessionId id = 0;
@@ -80,13 +82,14 @@ private:
     bool upgrading_ = false;                      // link_ answered the probe; waiting for `5`
     bool upgraded_ = false;                       // link_ is the transport; polling is over
     bool connected_ = false;                      // set_connected: max_payload per message
+    bool awaiting_pong_ = false;
     InboundBudget budget_;
     InboundBudget control_budget_{kBudgetControlFrames};  // WebSocket pings and pongs
-    boost::asio::steady_timer heartbeat_;  // next ping, then the pong deadline
+    SessionTimer heartbeat_;               // next ping, then the pong deadline
     std::uint64_t heartbeat_gen_ = 0;      // ignores a wait that completed after being replaced
-    bool awaiting_pong_ = false;
     // While probing: the deadline for `5`, and (once upgrading) the turn-over of a held poll.
-    boost::asio::steady_timer upgrade_timer_;
+    // Made at the first probe (most sessions never probe: they open on WebSocket).
+    std::unique_ptr<boost::asio::steady_timer> upgrade_timer_;
     std::uint64_t upgrade_gen_ = 0;
     std::chrono::steady_clock::time_point probe_deadline_{};
 };
@@ -151,7 +154,9 @@ private:
     EngineHandler& handler_;
     Metrics& metrics_;
     std::unordered_map<SessionId, std::unique_ptr<EngineSocket>> sessions_;
-    std::unordered_map<std::string, SessionId> by_sid_;
+    // Keys view each session's own sid, which is set once, before the session is listed, and
+    // outlives its entry (a copy of the key cost a heap block per session).
+    std::unordered_map<std::string_view, SessionId> by_sid_;
     SessionId next_id_ = 0;
     bool shutting_down_ = false;
     bool at_capacity_ = false;

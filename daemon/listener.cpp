@@ -26,6 +26,24 @@ namespace {
 
 class LinkImpl;
 
+// websocketpp copies each handler of the endpoint into every connection. A handler that
+// captures a listener's address and serial (16 trivially copyable bytes) lives inside its
+// std::function; one that captured a weak_ptr cost a heap allocation per handler and per
+// connection. The serial tells the listener the handler was made for from a later one at
+// the same address. Loop thread only.
+struct ListenerRef {
+    const void* impl = nullptr;
+    std::uint64_t serial = 0;
+
+    static inline std::vector<ListenerRef> live;  // listeners alive now
+    static inline std::uint64_t next_serial = 0;
+
+    bool alive() const {
+        return std::any_of(live.begin(), live.end(),
+                           [&](const ListenerRef& l) { return l.impl == impl && l.serial == serial; });
+    }
+};
+
 // Carried by every websocketpp connection (config::connection_base): the link it carries,
 // once upgraded. Also counts sockets, across listeners: they share one open-file budget.
 struct ConnectionSlot {
@@ -59,7 +77,10 @@ public:
     using base::base;
 
     bool write_now = false;
-    std::function<void()> on_write_done;  // after each async write websocketpp started completes
+    // After each async write websocketpp started completes: on_write_done(write_done_context).
+    // A plain pointer pair: a std::function holding a capture took a heap block per connection.
+    void (*on_write_done)(void* context) = nullptr;
+    void* write_done_context = nullptr;
 
     // websocketpp's send() posts the write it starts; while write_now it runs at once.
     websocketpp::lib::error_code dispatch(websocketpp::transport::dispatch_handler handler) {
@@ -132,7 +153,7 @@ private:
         return [this, handler = std::move(handler)](const websocketpp::lib::error_code& ec) {
             writing_ = false;
             handler(ec);
-            if (on_write_done) on_write_done();
+            if (on_write_done) on_write_done(write_done_context);
         };
     }
 
@@ -171,8 +192,10 @@ struct WsConfig : websocketpp::config::asio {
     // (a slow consumer closed with 4008 is dropped after this even if it reads nothing).
     static const long timeout_open_handshake = 5000;
     static const long timeout_close_handshake = 3000;
-    // Clients send little; a small read buffer keeps idle connections small.
-    static const size_t connection_read_buffer_size = 4096;
+    // Clients send little (a handshake, CONNECT, joins, pongs); the buffer is part of every
+    // connection object, so its size is most of what an idle connection costs. A longer
+    // request or message is read in several reads.
+    static const size_t connection_read_buffer_size = 128;
 };
 
 using WsServer = websocketpp::server<WsConfig>;
@@ -298,11 +321,15 @@ private:
 
 class LinkImpl : public WebSocketLink {
 public:
-    LinkImpl(ConnectionPtr con, std::shared_ptr<MessageManager> messages)
-        : con_(std::move(con)), messages_(std::move(messages)) {
+    LinkImpl(ConnectionPtr con, std::shared_ptr<MessageManager> messages, ListenerRef listener,
+             ListenerHandler& handler)
+        : con_(std::move(con)), messages_(std::move(messages)), listener_(listener), handler_(handler) {
         split_resource(con_->get_resource(), path_, query_);
         remote_ = con_->get_remote_endpoint();
         con_->link = this;
+        // Cleared by detach(), which runs before the link goes: the pointer stays valid.
+        con_->write_done_context = this;
+        con_->on_write_done = [](void* link) { static_cast<LinkImpl*>(link)->drained(); };
     }
     ~LinkImpl() override { detach(); }
 
@@ -311,7 +338,13 @@ public:
         if (!con_) return;
         con_->link = nullptr;
         con_->on_write_done = nullptr;
+        con_->write_done_context = nullptr;
         con_.reset();
+    }
+
+    // A write websocketpp started has completed: the link may have room again.
+    void drained() {
+        if (listener_.alive()) shielded("drain", [&] { handler_.on_ws_drain(*this); });
     }
 
     const std::string& remote() const override { return remote_; }
@@ -359,6 +392,8 @@ public:
 private:
     ConnectionPtr con_;
     std::shared_ptr<MessageManager> messages_;
+    ListenerRef listener_;
+    ListenerHandler& handler_;
     std::string path_, query_, remote_;
     bool closing_ = false;
 
@@ -402,11 +437,22 @@ struct Listener::Impl {
     std::shared_ptr<MessageManager> messages = std::make_shared<MessageManager>();
     std::uint16_t bound_port = 0;
     bool listening = false;
-    // Callbacks from websocketpp may run after the listener is gone; they hold this weakly.
-    std::shared_ptr<char> alive = std::make_shared<char>();
+    // Callbacks from websocketpp may run after the listener is gone; they hold this and
+    // check that it is still alive.
+    const ListenerRef self{this, ++ListenerRef::next_serial};
 
     Impl(boost::asio::io_context& io_, ListenerHandler& h, ListenerOptions o, Listener& l)
-        : io(io_), handler(h), options(std::move(o)), owner(l) {}
+        : io(io_), handler(h), options(std::move(o)), owner(l) {
+        ListenerRef::live.push_back(self);
+    }
+    // Static: it may be asked about an Impl that is gone.
+    static bool alive(const Impl* impl, std::uint64_t serial) { return ListenerRef{impl, serial}.alive(); }
+
+    ~Impl() {
+        auto& live = ListenerRef::live;
+        live.erase(std::remove_if(live.begin(), live.end(), [&](const ListenerRef& r) { return r.impl == this; }),
+                   live.end());
+    }
 
     ConnectionPtr con_of(connection_hdl h) {
         websocketpp::lib::error_code ec;
@@ -426,30 +472,31 @@ struct Listener::Impl {
         ws.set_max_http_body_size(options.max_http_body);
         ws.set_listen_backlog(1024);
 
-        std::weak_ptr<char> guard = alive;
+        // Each handler holds `this` and the serial: 16 bytes, kept inside its std::function.
+        const std::uint64_t serial = self.serial;
         // Runs once a socket is accepted, before its handshake is read. (The socket-init hook
         // runs earlier, on the socket before accept() opens it: options set there are lost.)
-        ws.set_tcp_pre_init_handler([this, guard](connection_hdl h) {
-            if (guard.lock()) shielded("accept", [&] { on_accepted(h); });
+        ws.set_tcp_pre_init_handler([this, serial](connection_hdl h) {
+            if (alive(this, serial)) shielded("accept", [&] { on_accepted(h); });
         });
-        ws.set_validate_handler([this, guard](connection_hdl h) {
+        ws.set_validate_handler([this, serial](connection_hdl h) {
             bool accept = false;
-            if (guard.lock()) shielded("upgrade", [&] { accept = on_validate(h); });
+            if (alive(this, serial)) shielded("upgrade", [&] { accept = on_validate(h); });
             return accept;
         });
-        ws.set_open_handler([this, guard](connection_hdl h) {
-            if (guard.lock()) shielded("open", [&] { on_open(h); });
+        ws.set_open_handler([this, serial](connection_hdl h) {
+            if (alive(this, serial)) shielded("open", [&] { on_open(h); });
         });
-        ws.set_message_handler([this, guard](connection_hdl h, MessagePtr m) {
-            if (!guard.lock()) return;
+        ws.set_message_handler([this, serial](connection_hdl h, MessagePtr m) {
+            if (!alive(this, serial)) return;
             shielded("message", [&] {
                 if (LinkImpl* link = link_of(h))
                     handler.on_ws_message(*link, m->get_payload(), m->get_opcode() != websocketpp::frame::opcode::text);
             });
         });
-        ws.set_ping_handler([this, guard](connection_hdl h, std::string payload) {
+        ws.set_ping_handler([this, serial](connection_hdl h, std::string payload) {
             bool answer = false;
-            if (!guard.lock()) return answer;
+            if (!alive(this, serial)) return answer;
             shielded("ping", [&] {
                 LinkImpl* link = link_of(h);
                 // At most one pong waits at a time: a peer that pings and never reads cannot
@@ -458,20 +505,20 @@ struct Listener::Impl {
             });
             return answer;
         });
-        ws.set_pong_handler([this, guard](connection_hdl h, std::string payload) {
-            if (!guard.lock()) return;
+        ws.set_pong_handler([this, serial](connection_hdl h, std::string payload) {
+            if (!alive(this, serial)) return;
             shielded("pong", [&] {
                 if (LinkImpl* link = link_of(h)) handler.on_ws_pong(*link, payload.size());
             });
         });
-        ws.set_close_handler([this, guard](connection_hdl h) {
-            if (guard.lock()) shielded("close", [&] { on_close(h); });
+        ws.set_close_handler([this, serial](connection_hdl h) {
+            if (alive(this, serial)) shielded("close", [&] { on_close(h); });
         });
-        ws.set_fail_handler([this, guard](connection_hdl h) {
-            if (guard.lock()) shielded("fail", [&] { on_fail(h); });
+        ws.set_fail_handler([this, serial](connection_hdl h) {
+            if (alive(this, serial)) shielded("fail", [&] { on_fail(h); });
         });
-        ws.set_http_handler([this, guard](connection_hdl h) {
-            if (!guard.lock()) return;
+        ws.set_http_handler([this, serial](connection_hdl h) {
+            if (!alive(this, serial)) return;
             shielded("http", [&] {
                 if (ConnectionPtr con = con_of(h)) handler.on_http(std::make_shared<ExchangeImpl>(con));
             });
@@ -522,15 +569,28 @@ struct Listener::Impl {
         return false;
     }
 
+    // websocketpp keeps the handshake's request and response for the connection's life;
+    // nothing reads their headers after the upgrade (the link copied what it needs).
+    static void forget_handshake_headers(const ConnectionPtr& con) {
+        const auto clear = [](websocketpp::http::parser::parser& message) {
+            std::vector<std::string> names;
+            names.reserve(message.get_headers().size());
+            for (const auto& header : message.get_headers()) names.push_back(header.first);
+            for (const std::string& name : names) message.remove_header(name);
+        };
+        // The connection owns both messages; only its accessors are const.
+        clear(const_cast<WsServer::connection_type::request_type&>(con->get_request()));
+        clear(const_cast<WsServer::connection_type::response_type&>(con->get_response()));
+        // The parsed request URI too: only websocketpp's own logging (compiled out, and
+        // null-safe) and get_resource() callers read it; the link copied path and query.
+        con->set_uri(nullptr);
+    }
+
     void on_open(connection_hdl h) {
         ConnectionPtr con = con_of(h);
         if (!con) return;
-        auto link = std::make_shared<LinkImpl>(con, messages);
-        std::weak_ptr<char> guard = alive;
-        con->on_write_done = [this, guard, raw = link.get(), weak = std::weak_ptr<LinkImpl>(link)] {
-            if (!guard.lock() || weak.expired()) return;
-            shielded("drain", [&] { handler.on_ws_drain(*raw); });
-        };
+        auto link = std::make_shared<LinkImpl>(con, messages, self, handler);
+        forget_handshake_headers(con);
         handler.on_ws_open(link);
     }
 

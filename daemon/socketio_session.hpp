@@ -6,8 +6,10 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -39,17 +41,52 @@ enum class Recheck : std::uint8_t {
 
 struct RoomRecheck;  // socketio_resume.cpp
 
+// The project rooms a session joined (at most max_rooms_per_client, usually a handful), as a
+// sorted list: a hash set took about 200 bytes a session even with one element. The part of
+// std::unordered_set's interface the server uses; lookups are binary searches.
+class ProjectSet {
+public:
+    using const_iterator = std::vector<std::string>::const_iterator;
+
+    std::size_t count(std::string_view project) const {
+        const auto it = lower_bound(project);
+        return it != items_.end() && *it == project;
+    }
+    void insert(const std::string& project) {
+        const auto it = lower_bound(project);
+        if (it == items_.end() || *it != project) items_.insert(it, project);
+    }
+    std::size_t erase(std::string_view project) {
+        const auto it = lower_bound(project);
+        if (it == items_.end() || *it != project) return 0;
+        items_.erase(it);
+        return 1;
+    }
+    std::size_t size() const { return items_.size(); }
+    bool empty() const { return items_.empty(); }
+    const_iterator begin() const { return items_.begin(); }
+    const_iterator end() const { return items_.end(); }
+
+private:
+    std::vector<std::string> items_;
+
+    const_iterator lower_bound(std::string_view project) const {
+        return std::lower_bound(items_.begin(), items_.end(), project,
+                                [](const std::string& item, std::string_view p) { return item < p; });
+    }
+};
+
 // One client: its Engine.IO session plus everything Socket.IO keeps for it.
 struct Session : EngineSocket {
     explicit Session(boost::asio::io_context& io) : EngineSocket(io), deadline(io) {}
 
     Phase phase = Phase::AwaitingConnect;
+    bool counted = false;    // in the per-user connection count
     std::string socket_sid;  // Socket.IO sid, sent in the CONNECT reply
     std::string user, tenant;
-    bool counted = false;    // in the per-user connection count
     std::int64_t token_expires_ms = 0;  // the token's `exp`, Unix milliseconds
     std::shared_ptr<const std::unordered_set<std::string>> token_projects;
-    std::unordered_set<std::string> projects;                // project rooms joined
+    ProjectSet projects;                                     // project rooms joined
     std::unordered_map<std::string, std::uint64_t> pending;  // project -> ticket of its latest join check
     std::size_t checks_in_flight = 0;
     std::uint64_t next_ticket = 0;
@@ -64,8 +101,8 @@ struct Session : EngineSocket {
     std::vector<std::uint32_t> queued;  // batch packets of this turn not yet sent to it
     bool in_batch = false;              // listed in the batch's recipients
     bool catching_up = false;
-    EventOffset cursor;                 // the last event handed to it (live) or scanned (catching up)
     bool pull_posted = false;
+    EventOffset cursor;                 // the last event handed to it (live) or scanned (catching up)
 
     // Rooms joined with a snapshot: until the stream passes what the snapshot saw, live
     // events of transactions it saw are not sent (the page's read has them).
@@ -75,7 +112,7 @@ struct Session : EngineSocket {
     };
     std::vector<SnapshotFilter> filters;
 
-    boost::asio::steady_timer deadline;  // CONNECT timeout, the close after a refusal, or token expiry
+    SessionTimer deadline;  // CONNECT timeout, the close after a refusal, or token expiry
     std::uint64_t deadline_gen = 0;
 };
 

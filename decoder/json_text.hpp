@@ -2,6 +2,9 @@
 // Header-only and allocation-free beyond the output string; any thread.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +49,15 @@ inline std::size_t utf8_sequence(std::string_view s, std::size_t i) {
     return n;
 }
 
+// Whether any of the 8 bytes of `w` is special (kEscape): the usual bit tricks for "a byte
+// below n" and "a zero byte" (exact about whether one exists, which is all that is asked).
+inline bool has_special(std::uint64_t w) {
+    constexpr std::uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    const auto has_zero = [&](std::uint64_t x) { return (x - ones) & ~x & high; };
+    const std::uint64_t control = (w - ones * 0x20) & ~w & high;
+    return (control | has_zero(w ^ (ones * '"')) | has_zero(w ^ (ones * '\\')) | (w & high)) != 0;
+}
+
 }  // namespace json_text_detail
 
 // Appends `s` as a JSON string literal. Control characters are escaped; a byte that is not
@@ -56,37 +68,50 @@ inline void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
     std::size_t run = 0;  // start of the pending run of bytes that are copied as they are
     std::size_t i = 0;
-    while (i < s.size()) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (!json_text_detail::kEscape.special[c]) {
-            ++i;
-            continue;
-        }
-        if (c >= 0x80) {
-            if (std::size_t n = json_text_detail::utf8_sequence(s, i)) {
-                i += n;
+    const std::size_t size = s.size();
+    while (i < size) {
+        // Plain text, the common case, is skipped 8 bytes at a time; a block with a special
+        // byte in it is handled byte by byte.
+        if (i + 8 <= size) {
+            std::uint64_t block;
+            std::memcpy(&block, s.data() + i, 8);
+            if (!json_text_detail::has_special(block)) {
+                i += 8;
                 continue;
             }
         }
-        out.append(s.data() + run, i - run);
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        default:
-            if (c >= 0x80) {
-                out += "\\ufffd";
-            } else {
-                out += "\\u00";
-                out.push_back(hex[c >> 4]);
-                out.push_back(hex[c & 0xF]);
+        for (const std::size_t stop = std::min(size, i + 8); i < stop;) {
+            const unsigned char c = static_cast<unsigned char>(s[i]);
+            if (!json_text_detail::kEscape.special[c]) {
+                ++i;
+                continue;
             }
+            if (c >= 0x80) {
+                if (std::size_t n = json_text_detail::utf8_sequence(s, i)) {
+                    i += n;
+                    continue;
+                }
+            }
+            out.append(s.data() + run, i - run);
+            switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            default:
+                if (c >= 0x80) {
+                    out += "\\ufffd";
+                } else {
+                    out += "\\u00";
+                    out.push_back(hex[c >> 4]);
+                    out.push_back(hex[c & 0xF]);
+                }
+            }
+            run = ++i;
         }
-        run = ++i;
     }
     out.append(s.data() + run, s.size() - run);
     out.push_back('"');

@@ -3,11 +3,18 @@
 // the Change does not keep.
 #include "decoder/wal2json.hpp"
 
+// RapidJSON's SSE2 paths (whitespace and the unescaped runs of strings, 16 bytes at a time)
+// serve an in-situ parse; every x86-64 has SSE2. Only this file sees the macro, and every
+// reader instantiation it makes is of its own Handler.
+#if defined(__SSE2__) && !defined(RAPIDJSON_SSE2) && !defined(RAPIDJSON_SSE42)
+#define RAPIDJSON_SSE2
+#endif
 #include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
 #include <charconv>
+#include <cstring>
+#include <vector>
 
 namespace walcast {
 
@@ -368,15 +375,31 @@ std::optional<Error> decode_wal2json_line(std::string_view line, Change& out) {
     out.prefix.clear();
     out.content.clear();
 
+    // The parse runs in situ on a copy of the line: strings are unescaped where they lie
+    // instead of being pushed byte by byte onto the reader's stack, and their unescaped runs
+    // are scanned 16 bytes at a time. The copy ends in a NUL, which ends the parse exactly as
+    // the end of the line would (a NUL inside the line ends it too, as it did for a memory
+    // stream), then in zeros up to the next 16-byte boundary and one block more, since the
+    // SIMD scans load aligned blocks that may reach past the NUL. A copy of a line up to
+    // kKeptCopy bytes is kept for the next line; a longer one is freed after its parse.
+    constexpr std::size_t kPad = 32;
+    constexpr std::size_t kKeptCopy = 1 << 20;
+    thread_local std::vector<char> kept;
+    std::vector<char> large;
+    std::vector<char>& copy = line.size() + kPad <= kKeptCopy ? kept : large;
+    if (copy.size() < line.size() + kPad) copy.resize(line.size() + kPad);
+    std::memcpy(copy.data(), line.data(), line.size());
+    std::memset(copy.data() + line.size(), 0, kPad);
+
     Handler h(out);
-    rapidjson::MemoryStream stream(line.data(), line.size());
+    rapidjson::InsituStringStream stream(copy.data());
     rapidjson::Reader reader;
     // No UTF-8 validation here: it was 29% of replay's time, and append_json_string checks
     // every byte it writes anyway (invalid sequences become U+FFFD there).
     // Recursive, not kParseIterativeFlag: the iterative parser costs 12% more instructions
     // per line (7.6% of a whole replay; callgrind on bench/gen_capture's lines). The recursion is bounded all the same, because the
     // handler refuses an object or array past kMaxWal2jsonDepth before it is descended into.
-    constexpr unsigned flags = rapidjson::kParseNumbersAsStringsFlag;
+    constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseNumbersAsStringsFlag;
     rapidjson::ParseResult r = reader.Parse<flags>(stream, h);
     out.columns.resize(h.ncolumns);
     out.identity.resize(h.nidentity);

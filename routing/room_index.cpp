@@ -1,4 +1,4 @@
-// RoomIndex (see room_index.hpp). Rooms map to sets of member records; a walk stamps each
+// RoomIndex (see room_index.hpp). Rooms map to lists of member records; a walk stamps each
 // record it delivers to, so a session in several rooms of one event is seen once, with no
 // per-event set. Owned by one thread.
 #include "routing/room_index.hpp"
@@ -32,38 +32,56 @@ bool RoomIndex::leave(SessionId session, std::string_view room) {
 void RoomIndex::leave_all(SessionId session) {
     if (walking_ > 0) {
         auto it = members_.find(session);
-        if (it != members_.end()) it->second->removed = true;
+        if (it != members_.end()) it->second.removed = true;
         deferred_.push_back(Deferred{Deferred::Op::LeaveAll, session, std::string()});
         return;
     }
     do_leave_all(session);
 }
 
+namespace {
+
+template <class Rooms>
+auto find_room(Rooms& rooms, std::string_view name) {
+    return std::find_if(rooms.begin(), rooms.end(), [&](const auto& k) { return k.room->first == name; });
+}
+
+}  // namespace
+
 bool RoomIndex::do_join(SessionId session, std::string_view room) {
-    auto& slot = members_[session];
-    if (!slot) {
-        slot = std::make_unique<Member>();
-        slot->id = session;
-    }
-    Member* m = slot.get();
-    if (std::find(m->rooms.begin(), m->rooms.end(), room) != m->rooms.end()) return false;
-    m->rooms.emplace_back(room);
-    rooms_[m->rooms.back()].insert(m);
+    auto [it, inserted] = members_.try_emplace(session);
+    Member* m = &it->second;
+    if (inserted) m->id = session;
+    if (find_room(m->rooms, room) != m->rooms.end()) return false;
+    auto entry = rooms_.find(std::string(room));
+    if (entry == rooms_.end()) entry = rooms_.emplace(std::string(room), Room()).first;
+    m->rooms.push_back(Membership{&*entry, entry->second.size()});
+    entry->second.push_back(m);
     return true;
+}
+
+void RoomIndex::remove_from_room(Member* m, const Membership& k) {
+    Room& room = k.room->second;
+    Member* last = room.back();
+    if (last != m) {
+        // The last member takes m's place; its record of where it stands follows.
+        room[k.at] = last;
+        for (Membership& lk : last->rooms)
+            if (lk.room == k.room) lk.at = k.at;
+    }
+    room.pop_back();
+    if (room.empty()) rooms_.erase(rooms_.find(k.room->first));
 }
 
 bool RoomIndex::do_leave(SessionId session, std::string_view room) {
     auto it = members_.find(session);
     if (it == members_.end()) return false;
-    Member* m = it->second.get();
-    auto r = std::find(m->rooms.begin(), m->rooms.end(), room);
+    Member* m = &it->second;
+    auto r = find_room(m->rooms, room);
     if (r == m->rooms.end()) return false;
-    auto set = rooms_.find(*r);
-    if (set != rooms_.end()) {
-        set->second.erase(m);
-        if (set->second.empty()) rooms_.erase(set);
-    }
+    const Membership k = *r;
     m->rooms.erase(r);
+    remove_from_room(m, k);
     if (m->rooms.empty()) members_.erase(it);
     return true;
 }
@@ -71,13 +89,8 @@ bool RoomIndex::do_leave(SessionId session, std::string_view room) {
 void RoomIndex::do_leave_all(SessionId session) {
     auto it = members_.find(session);
     if (it == members_.end()) return;
-    Member* m = it->second.get();
-    for (const std::string& room : m->rooms) {
-        auto set = rooms_.find(room);
-        if (set == rooms_.end()) continue;
-        set->second.erase(m);
-        if (set->second.empty()) rooms_.erase(set);
-    }
+    Member* m = &it->second;
+    for (const Membership& k : m->rooms) remove_from_room(m, k);
     members_.erase(it);
 }
 
@@ -97,13 +110,13 @@ void RoomIndex::apply_deferred() {
 bool RoomIndex::is_member(SessionId session, std::string_view room) const {
     auto it = members_.find(session);
     if (it == members_.end()) return false;
-    const auto& rooms = it->second->rooms;
-    return std::find(rooms.begin(), rooms.end(), room) != rooms.end();
+    const auto& rooms = it->second.rooms;
+    return find_room(rooms, room) != rooms.end();
 }
 
 std::size_t RoomIndex::rooms_of(SessionId session) const {
     auto it = members_.find(session);
-    return it == members_.end() ? 0 : it->second->rooms.size();
+    return it == members_.end() ? 0 : it->second.rooms.size();
 }
 
 std::size_t RoomIndex::members(std::string_view room) const {
@@ -130,7 +143,7 @@ std::size_t RoomIndex::for_each_recipient(const std::vector<std::string>& rooms,
     for (const std::string& name : rooms) {
         auto room = rooms_.find(name);
         if (room == rooms_.end()) continue;
-        // The set cannot change under us: every mutation is deferred while walking_ > 0.
+        // The list cannot change under us: every mutation is deferred while walking_ > 0.
         for (Member* m : room->second) {
             if (m->stamp == stamp || m->removed) continue;
             m->stamp = stamp;

@@ -4,11 +4,9 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace walcast {
@@ -52,13 +50,22 @@ public:
 
 private:
     struct Member;
-    using Room = std::unordered_set<Member*>;
+    // A room's members in no particular order; each member knows its position in every room
+    // it is in, so leaving is a swap with the last member, whatever the room's size.
+    using Room = std::vector<Member*>;
+    // A room's name and members, as one node of rooms_ (nodes never move).
+    using RoomEntry = std::pair<const std::string, Room>;
+
+    struct Membership {
+        RoomEntry* room;     // the name is stored once, in the index, however many members
+        std::size_t at;      // this member's position in room->second
+    };
 
     struct Member {
         SessionId id = 0;
         std::uint64_t stamp = 0;  // last walk that delivered to it: dedupes multi-room events
         bool removed = false;     // leave_all during a walk: skip it, erase after
-        std::vector<std::string> rooms;
+        std::vector<Membership> rooms;
     };
 
     struct Deferred {
@@ -71,9 +78,12 @@ private:
     bool do_leave(SessionId session, std::string_view room);
     void do_leave_all(SessionId session);
     void apply_deferred();
+    // Takes `m` out of the room of membership `k`, dropping the room when it empties.
+    void remove_from_room(Member* m, const Membership& k);
 
-    // Nodes of unordered_map are stable, so rooms hold Member pointers.
-    std::unordered_map<SessionId, std::unique_ptr<Member>> members_;
+    // Nodes of unordered_map are stable, so rooms hold Member pointers and members hold
+    // RoomEntry pointers.
+    std::unordered_map<SessionId, Member> members_;
     std::unordered_map<std::string, Room> rooms_;
     std::uint64_t walk_ = 0;   // stamp of the current or last walk
     int walking_ = 0;          // nesting depth of for_each_recipient

@@ -102,9 +102,44 @@ const ModelConfig* Router::lookup(const Change& change) {
     return last_model_;
 }
 
-void Router::reset_transaction() {
+const Router::Quoted& Router::quoted(const ModelConfig& model) {
+    if (quoted_.model != &model) {
+        quoted_.model = &model;
+        quoted_.name.clear();
+        append_json_string(quoted_.name, model.name);
+        quoted_.keys.resize(model.payload.size());
+        for (std::size_t i = 0; i < model.payload.size(); ++i) {
+            quoted_.keys[i].clear();
+            append_json_string(quoted_.keys[i], model.payload[i]);
+            quoted_.keys[i].push_back(':');
+        }
+    }
+    return quoted_;
+}
+
+// A new event at the end of events_, with empty fields, built in a spare one when there is.
+Event& Router::new_event() {
+    if (spare_.empty()) return events_.emplace_back();
+    Event& ev = events_.emplace_back(std::move(spare_.back()));
+    spare_.pop_back();
+    ev.name.clear();
+    ev.payload.clear();
+    ev.end_lsn = Lsn{};
+    ev.index = 0;
+    ev.xid = 0;
+    return ev;  // rooms: assigned by the caller, keeping its strings' storage
+}
+
+void Router::recycle_events() {
+    for (Event& ev : events_) {
+        if (spare_.size() == kSpareEvents) break;
+        spare_.push_back(std::move(ev));
+    }
     events_.clear();
-    scopes_.clear();
+}
+
+void Router::reset_transaction() {
+    recycle_events();
     bulks_.clear();
     coalescing_ = false;
     changes_ = 0;
@@ -133,11 +168,16 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
     ++changes_;
     ChangeOutcome& out = outcome_;
     out.event_name.clear();
-    out.rooms.clear();
     out.detail.clear();
+    // This change's rooms are out.rooms[0, nrooms); the entries past them are kept for their
+    // storage, and cut off only when an observer is shown the outcome.
+    std::size_t nrooms = 0;
     auto report = [&](Fate fate) {
         out.fate = fate;
-        if (observer_) observer_->on_change(change, out);
+        if (observer_) {
+            out.rooms.resize(nrooms);
+            observer_->on_change(change, out);
+        }
     };
 
     if (change.action == Action::Truncate) {
@@ -163,7 +203,9 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
     for (const RoomTemplate& tpl : model->rooms) {
         bool resolved = false;
         for (const RoomAlternative& alt : tpl.alternatives) {
-            std::string room;
+            if (out.rooms.size() == nrooms) out.rooms.emplace_back();
+            std::string& room = out.rooms[nrooms];
+            room.clear();
             resolved = true;
             for (const TemplateSegment& seg : alt.segments) {
                 if (!seg.placeholder) room += seg.literal;
@@ -177,8 +219,8 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
                 }
             }
             if (resolved) {
-                if (std::find(out.rooms.begin(), out.rooms.end(), room) == out.rooms.end())
-                    out.rooms.push_back(std::move(room));
+                const auto end = out.rooms.begin() + static_cast<std::ptrdiff_t>(nrooms);
+                if (std::find(out.rooms.begin(), end, room) == end) ++nrooms;
                 break;
             }
         }
@@ -187,7 +229,7 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
             out.detail += why;
         }
     }
-    if (out.rooms.empty()) {
+    if (nrooms == 0) {
         ++counters_.dropped_room_unresolved;
         return report(Fate::RoomUnresolved);
     }
@@ -197,20 +239,29 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
     out.event_name += ':';
     out.event_name += operation;
 
-    Scope scope{model, operation, {}, {}, {}};
+    if (!coalescing_ && events_.size() >= config_.max_events_per_transaction) start_coalescing();
+    // The scope is built in the entry that goes with the new event (kept storage).
+    if (!coalescing_ && scopes_.size() <= events_.size()) scopes_.resize(events_.size() + 1);
+    Scope& scope = coalescing_ ? bulk_scope_ : scopes_[events_.size()];
+    scope.model = model;
+    scope.operation = operation;
+    scope.actor.clear();
+    scope.tenant.clear();
+    scope.project.clear();
     append_json_optional(scope.actor, context->actor_user_id);
     append_scope(scope.tenant, row, "tenantId", context->tenant_id);
     append_scope(scope.project, row, "projectId", context->project_id);
 
-    if (!coalescing_ && events_.size() >= config_.max_events_per_transaction) start_coalescing();
     if (coalescing_) {
-        for (const std::string& room : out.rooms) add_to_bulk(room, out.event_name, scope);
+        for (std::size_t i = 0; i < nrooms; ++i) add_to_bulk(out.rooms[i], out.event_name, scope);
         return report(Fate::Emitted);
     }
 
-    Event& ev = events_.emplace_back();
+    const Quoted& q = quoted(*model);
+    Event& ev = new_event();
     ev.name = out.event_name;
-    ev.rooms = out.rooms;
+    ev.rooms.resize(nrooms);
+    for (std::size_t i = 0; i < nrooms; ++i) ev.rooms[i] = out.rooms[i];
     ev.end_lsn = txn_.end_lsn;
     ev.xid = txn_.xid;
     ev.index = static_cast<std::uint32_t>(events_.size() - 1);
@@ -219,7 +270,7 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
     std::string& p = ev.payload;
     p.reserve(256);
     p += "{\"model\":";
-    append_json_string(p, model->name);
+    p += q.name;
     p += ",\"operation\":\"";
     p += operation;
     p += "\",\"id\":";
@@ -255,17 +306,15 @@ void Router::on_change(const Change& change, const EmitContext* context, const V
     p += stamp_;
     p += ",\"data\":{";
     bool first = true;
-    for (const std::string& name : model->payload) {
-        const Column* c = row.find(name);
+    for (std::size_t i = 0; i < model->payload.size(); ++i) {
+        const Column* c = row.find(model->payload[i]);
         if (!c) continue;  // absent, e.g. an unchanged TOASTed value: absent, never null
         if (!first) p.push_back(',');
         first = false;
-        append_json_string(p, name);
-        p.push_back(':');
+        p += q.keys[i];
         append_json_value(p, c->value, quote_numbers && big_number_type(c->type));
     }
     p += "}}";
-    scopes_.push_back(std::move(scope));
     return report(Fate::Emitted);
 }
 
@@ -278,6 +327,8 @@ void Router::start_coalescing() {
     events_.shrink_to_fit();
     scopes_.clear();
     scopes_.shrink_to_fit();
+    spare_.clear();
+    spare_.shrink_to_fit();
 }
 
 void Router::add_to_bulk(const std::string& room, const std::string& name, const Scope& scope) {

@@ -116,9 +116,17 @@ private:
     TransactionInfo txn_;
     std::string stamp_;  // ,"lsn":..,"xid":..,"committedAt":.. shared by its events
     std::vector<Event> events_;
-    std::vector<Scope> scopes_;  // parallel to events_, kept in case coalescing starts
+    // Parallel to events_ (its first events_.size() entries), kept in case coalescing starts;
+    // the entries past it are kept for their strings' storage.
+    std::vector<Scope> scopes_;
+    // Events handed over or dropped, kept for their strings' storage (payload, rooms): the
+    // next transaction's events are built in them instead of in fresh allocations. At most
+    // kSpareEvents, so what is kept stays small whatever a transaction's size.
+    static constexpr std::size_t kSpareEvents = 1024;
+    std::vector<Event> spare_;
     bool coalescing_ = false;
     std::unordered_map<BulkKey, Bulk, BulkKeyHash> bulks_;
+    Scope bulk_scope_;  // scratch: the scope of a change absorbed into a bulk event
     std::uint64_t changes_ = 0;  // row changes seen in this transaction
 
     // Last table lookup, since consecutive changes usually hit the same table.
@@ -127,6 +135,18 @@ private:
 
     // Scratch reused across changes.
     ChangeOutcome outcome_;
+
+    // The model's name and payload column names as JSON strings, quoted once per model.
+    struct Quoted {
+        const ModelConfig* model = nullptr;
+        std::string name;               // "\"task\""
+        std::vector<std::string> keys;  // "\"title\":", parallel to model->payload
+    };
+    Quoted quoted_;
+    const Quoted& quoted(const ModelConfig& model);
+
+    Event& new_event();
+    void recycle_events();
 
     const ModelConfig* lookup(const Change& change);
     void start_coalescing();

@@ -308,7 +308,11 @@ launch_walcast() {
         if [[ $1 == -- ]]; then shift; args=("$@"); break; fi
         envs+=("$1"); shift
     done
-    env -u STATE_DIRECTORY WALCAST_JWT_SECRET="$secret" "${envs[@]}" "${srv_pin[@]}" "$build/walcast" run \
+    # WALCAST_BENCH_WRAP: a command put before walcast, for profiling (e.g. "heaptrack -o FILE");
+    # the figures read from the daemon's pid are then the wrapper's.
+    local wrap=()
+    read -r -a wrap <<< "${WALCAST_BENCH_WRAP:-}"
+    env -u STATE_DIRECTORY WALCAST_JWT_SECRET="$secret" "${envs[@]}" "${srv_pin[@]}" "${wrap[@]}" "$build/walcast" run \
         --config "$cfg" "${args[@]}" > "$log" 2>&1 &
     daemon_pid=$!
     pids+=("$daemon_pid")
@@ -344,6 +348,8 @@ metric() {  # NAME FILE -> value ("" if absent)
 }
 
 stop_daemon() {  # PID; sets daemon_rc
+    # Under WALCAST_BENCH_WRAP the pid is the wrapper's: walcast is its child.
+    if [[ -n ${WALCAST_BENCH_WRAP:-} ]]; then pkill -TERM -P "$1" 2>/dev/null || true; fi
     kill -TERM "$1" 2>/dev/null || true
     wait_exit "$1" 15
     daemon_rc=$wait_rc

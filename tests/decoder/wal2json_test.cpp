@@ -265,6 +265,70 @@ TEST_SUITE("json_text") {
         CHECK(quoted("ok\xe2\x82") == R"("ok\ufffd\ufffd")");
     }
 
+    // The byte-at-a-time rule the 8-byte skipping must agree with.
+    std::string quoted_slowly(std::string_view s) {
+        std::string out = "\"";
+        for (std::size_t i = 0; i < s.size();) {
+            const unsigned char c = static_cast<unsigned char>(s[i]);
+            if (c >= 0x80) {
+                if (std::size_t n = json_text_detail::utf8_sequence(s, i)) {
+                    out.append(s.substr(i, n));
+                    i += n;
+                } else {
+                    out += "\\ufffd";
+                    ++i;
+                }
+                continue;
+            }
+            switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            default:
+                if (c < 0x20) {
+                    static constexpr char hex[] = "0123456789abcdef";
+                    out += "\\u00";
+                    out.push_back(hex[c >> 4]);
+                    out.push_back(hex[c & 0xF]);
+                } else {
+                    out.push_back(static_cast<char>(c));
+                }
+            }
+            ++i;
+        }
+        out.push_back('"');
+        return out;
+    }
+
+    TEST_CASE("special bytes and UTF-8 sequences at every position of the 8-byte blocks") {
+        const std::string pieces[] = {"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", " ", "~",
+                                      "\xc3\xa9", "\xe2\x80\x94", "\xf0\x9f\x8e\x89", "\xff", "\xc3", "\xe2\x82"};
+        for (const std::string& piece : pieces)
+            for (std::size_t before = 0; before <= 17; ++before)
+                for (std::size_t after : {0, 1, 7, 8, 9}) {
+                    const std::string s = std::string(before, 'a') + piece + std::string(after, 'b');
+                    CAPTURE(s);
+                    CHECK(quoted(s) == quoted_slowly(s));
+                }
+        // Pseudo-random mixes of plain text and every kind of byte.
+        std::uint32_t state = 12345;
+        for (int round = 0; round < 2000; ++round) {
+            std::string s;
+            const std::size_t len = (state = state * 1103515245u + 12345u) >> 16 & 63;
+            for (std::size_t k = 0; k < len; ++k) {
+                state = state * 1103515245u + 12345u;
+                const unsigned r = state >> 16;
+                s.push_back(r % 4 == 0 ? static_cast<char>(r >> 8) : static_cast<char>('a' + r % 26));
+            }
+            CAPTURE(s);
+            CHECK(quoted(s) == quoted_slowly(s));
+        }
+    }
+
     TEST_CASE("a wal2json line with invalid UTF-8 decodes; the writer repairs it") {
         auto c = decode_wal2json_line("{\"action\":\"I\",\"schema\":\"s\",\"table\":\"t\",\"columns\":[{\"name\":\"a\",\"type\":\"text\",\"value\":\"x\xffy\"}]}");
         REQUIRE(c);

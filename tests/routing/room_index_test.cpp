@@ -152,6 +152,44 @@ TEST_CASE("joins and leaves during a walk are applied after it, in order") {
     CHECK(next.sorted() == std::vector<SessionId>{1, 3});
 }
 
+TEST_CASE("members leaving from anywhere in shared rooms, against a model of the rooms") {
+    // Rooms keep their members in a list and a leaver's place is taken by the last member;
+    // every leave, whichever place it empties, must leave exactly the model's members.
+    RoomIndex index;
+    std::vector<std::vector<SessionId>> model(3);
+    const std::string names[3] = {"tenant:t", "project:p", "user:u"};
+    std::uint32_t state = 7;
+    const auto next = [&] { return (state = state * 1103515245u + 12345u) >> 16; };
+    for (int step = 0; step < 3000; ++step) {
+        const SessionId s = next() % 40;
+        const unsigned r = next() % 3;
+        auto& members = model[r];
+        const auto at = std::find(members.begin(), members.end(), s);
+        switch (next() % 4) {
+        case 0:
+        case 1:
+            CHECK(index.join(s, names[r]) == (at == members.end()));
+            if (at == members.end()) members.push_back(s);
+            break;
+        case 2:
+            CHECK(index.leave(s, names[r]) == (at != members.end()));
+            if (at != members.end()) members.erase(at);
+            break;
+        default:
+            index.leave_all(s);
+            for (auto& m : model) m.erase(std::remove(m.begin(), m.end(), s), m.end());
+        }
+        for (int k = 0; k < 3; ++k) {
+            FakeSink sink;
+            index.for_each_recipient({names[k]}, sink);
+            auto want = model[k];
+            std::sort(want.begin(), want.end());
+            REQUIRE(sink.sorted() == want);
+            CHECK(index.members(names[k]) == want.size());
+        }
+    }
+}
+
 TEST_CASE("a sink that throws does not leave the index stuck") {
     RoomIndex index;
     index.join(1, "r");
