@@ -35,10 +35,19 @@ std::optional<Lsn> Lsn::parse(std::string_view text) {
 }
 
 std::string Lsn::str() const {
-    char buf[20];
-    int n = std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(value >> 32),
-                          static_cast<unsigned>(value & 0xFFFFFFFFu));
-    return std::string(buf, static_cast<std::size_t>(n));
+    // %X/%X without printf: this runs for every event.
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    char buf[17];
+    std::size_t n = 0;
+    auto put = [&](std::uint32_t half) {
+        int shift = 28;
+        while (shift > 0 && (half >> shift) == 0) shift -= 4;
+        for (; shift >= 0; shift -= 4) buf[n++] = kHex[(half >> shift) & 0xF];
+    };
+    put(static_cast<std::uint32_t>(value >> 32));
+    buf[n++] = '/';
+    put(static_cast<std::uint32_t>(value));
+    return std::string(buf, n);
 }
 
 }  // namespace walcast

@@ -36,6 +36,15 @@ void civil_from_days(std::int64_t z, int& y, int& m, int& d) {
     y = static_cast<int>(yoe) + static_cast<int>(era) * 400 + (m <= 2);
 }
 
+std::string finish_iso8601(std::string out, std::string_view fraction) {
+    if (!fraction.empty()) {
+        out.push_back('.');
+        out.append(fraction);
+    }
+    out.push_back('Z');
+    return out;
+}
+
 }  // namespace
 
 std::optional<std::string> iso8601_utc(std::string_view s) {
@@ -74,17 +83,29 @@ std::optional<std::string> iso8601_utc(std::string_view s) {
     std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
     std::int64_t rem = t - days * 86400;
     civil_from_days(days, y, mo, d);
-    char buf[40];
-    int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", y, mo, d,
-                          static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
-                          static_cast<int>(rem % 60));
-    std::string out(buf, static_cast<std::size_t>(n));
-    if (!fraction.empty()) {
-        out.push_back('.');
-        out.append(fraction);
+    std::string out;
+    if (y < 0 || y > 9999) {  // an offset moved 9999-12-31 into year 10000
+        char buf[40];
+        int n = std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", y, mo, d,
+                              static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
+                              static_cast<int>(rem % 60));
+        out.assign(buf, static_cast<std::size_t>(n));
+        return finish_iso8601(std::move(out), fraction);
     }
-    out.push_back('Z');
-    return out;
+    // YYYY-MM-DDTHH:MM:SS by hand: printf was a visible part of decoding a transaction.
+    out = "0000-00-00T00:00:00";
+    auto put2 = [&](std::size_t at, int v) {
+        out[at] = static_cast<char>('0' + v / 10);
+        out[at + 1] = static_cast<char>('0' + v % 10);
+    };
+    put2(0, y / 100);
+    put2(2, y % 100);
+    put2(5, mo);
+    put2(8, d);
+    put2(11, static_cast<int>(rem / 3600));
+    put2(14, static_cast<int>(rem / 60 % 60));
+    put2(17, static_cast<int>(rem % 60));
+    return finish_iso8601(std::move(out), fraction);
 }
 
 void TransactionAssembler::suppress(Suppression why, std::string detail, Lsn at) {

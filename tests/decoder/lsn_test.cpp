@@ -1,6 +1,9 @@
 // Lsn: parse/print round trip, ordering, rejection of malformed text.
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <cstdio>
+
 #include "decoder/lsn.hpp"
 
 using walcast::Lsn;
@@ -16,6 +19,24 @@ TEST_SUITE("lsn") {
         CHECK(high->value == ((0x1Aull << 32) | 0xFFFFFFFFull));
         CHECK(high->str() == "1A/FFFFFFFF");
         CHECK(Lsn::parse("16/b374d848")->str() == "16/B374D848");
+    }
+
+    TEST_CASE("prints what %X/%X prints, for every digit count of each half") {
+        std::uint64_t seed = 0x9E3779B97F4A7C15ull;
+        for (int i = 0; i < 20000; ++i) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Shift each half right by 0..32 bits so short and zero halves come up too.
+            const std::uint32_t hi = static_cast<std::uint32_t>(seed >> 32) >> (i % 33 == 32 ? 31 : i % 33);
+            const std::uint32_t lo = static_cast<std::uint32_t>(seed) >> ((i / 33) % 33 == 32 ? 31 : (i / 33) % 33);
+            char want[20];
+            std::snprintf(want, sizeof want, "%X/%X", hi, lo);
+            const Lsn lsn{(static_cast<std::uint64_t>(hi) << 32) | lo};
+            REQUIRE(lsn.str() == want);
+        }
+        CHECK(Lsn{0}.str() == "0/0");
+        CHECK(Lsn{~0ull}.str() == "FFFFFFFF/FFFFFFFF");
     }
 
     TEST_CASE("orders by position, not by text") {

@@ -2,6 +2,7 @@
 // A recording sink stands in for the router.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -255,5 +256,17 @@ TEST_SUITE("transaction") {
         for (const char* bad : {"", "2026-11-26", "2026-11-26 03:11:59", "2026-13-26 03:11:59+00", "2026-11-26 03:11:59.+00",
                                 "2026-11-26 03:11:59+0", "x026-11-26 03:11:59+00"})
             CHECK_MESSAGE(!iso8601_utc(bad), bad);
+    }
+
+    TEST_CASE("timestamps at the ends of the four-digit years, and every hour of a day") {
+        CHECK(*iso8601_utc("0001-01-01 00:30:00+01") == "0000-12-31T23:30:00Z");
+        CHECK(*iso8601_utc("9999-12-31 23:00:00-02") == "10000-01-01T01:00:00Z");
+        CHECK(*iso8601_utc("1970-01-01 00:00:00+00") == "1970-01-01T00:00:00Z");
+        for (int h = 0; h < 24; ++h) {
+            char in[40], want[40];
+            std::snprintf(in, sizeof in, "2026-07-04 %02d:%02d:%02d.25+00", h, (h * 7) % 60, (h * 13) % 60);
+            std::snprintf(want, sizeof want, "2026-07-04T%02d:%02d:%02d.25Z", h, (h * 7) % 60, (h * 13) % 60);
+            CHECK(*iso8601_utc(in) == want);
+        }
     }
 }
