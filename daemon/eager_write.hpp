@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <boost/asio/post.hpp>
 #include <websocketpp/transport/asio/endpoint.hpp>
 
 #include <algorithm>
@@ -60,7 +61,18 @@ public:
         for (const auto& b : bufs) total += b.len;
         if (sent == static_cast<ssize_t>(total)) {
             writing_ = false;
-            return handler(websocketpp::lib::error_code());
+            handler(websocketpp::lib::error_code());
+            // A write websocketpp started is done here too, and may have taken frames another
+            // sender queued (a ping while a catching-up client's chunk waited): that sender
+            // must hear of the room. Posted, so no handler re-enters the send in progress.
+            if (on_write_done) {
+                boost::asio::post(this->get_raw_socket().get_executor(),
+                                  [self = this->get_shared()] {
+                                      auto* con = static_cast<type*>(self.get());
+                                      if (con->on_write_done) con->on_write_done(con->write_done_context);
+                                  });
+            }
+            return;
         }
         // The rest (or all of it, on EAGAIN or an error Asio will report) the async way.
         std::size_t skip = sent > 0 ? static_cast<std::size_t>(sent) : 0;

@@ -222,13 +222,15 @@ void SocketIoServer::Impl::on_drain(EngineSocket& socket) {
     if (s.catching_up) pull(s);
 }
 
-// Catching-up clients whose cursor left the buffer (also those that never drain).
+// Every second: catching-up clients whose cursor left the buffer (also those that never
+// drain) are closed, and any whose transport has room is pulled, so a drain notice that
+// never came cannot leave a client waiting for events that are there.
 void SocketIoServer::Impl::check_catching_up() {
     std::vector<SessionId> ids(catching_up.begin(), catching_up.end());
     for (SessionId id : ids) {
         Session* s = find(id);
         if (!s) catching_up.erase(id);
-        else if (!buffer.covers(s->cursor)) pull(*s);
+        else if (!buffer.covers(s->cursor) || engine.buffered(*s) < kCatchUpLowWater) pull(*s);
     }
     metrics.catching_up = catching_up.size();
 }

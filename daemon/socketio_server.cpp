@@ -210,6 +210,7 @@ void SocketIoServer::Impl::on_close(EngineSocket& socket, const LinkClosed& clos
     s.deadline.cancel();
     rooms.leave_all(s.id);
     catching_up.erase(s.id);
+    metrics.catching_up = catching_up.size();
     if (s.in_batch) std::replace(recipients.begin(), recipients.end(), &s, static_cast<Session*>(nullptr));
 }
 
