@@ -4,6 +4,9 @@
 //
 // --transport websocket (the default): TCP connect to 127.0.0.1:PORT, WebSocket upgrade on
 // /socket.io/?EIO=4&transport=websocket, then the packets below as text frames.
+// --ports P1,P2,... (instead of --port) spreads the clients round-robin over several servers
+// (client i goes to port i mod the number of ports: the walcast nodes of one cluster); the
+// report then adds per-port lines (node<k>_...) beside the totals.
 // --transport polling: Engine.IO long-polling, never upgrading. The handshake is
 // `GET /socket.io/?EIO=4&transport=polling`, answered `0{"sid":...}`; after it the client keeps
 // one GET `...&sid=SID` waiting at all times (a response may carry several packets separated by
@@ -285,11 +288,12 @@ struct Conn {
     bool seen_any = false;
     int close_code = 0;
     std::string close_reason;
+    int node = 0;  // index into opt.ports: the server this client talks to
 };
 
 struct Options {
     std::string host = "127.0.0.1";
-    int port = 0;
+    std::vector<int> ports;  // --port P or --ports P1,P2,...: client i uses ports[i % size]
     int clients = 100;
     bool polling = false;
     std::size_t recv_buffer = 16 * 1024;  // a WebSocket client's first receive buffer
@@ -318,6 +322,12 @@ struct Stats {
 
 Options opt;
 Stats stats;
+// Per server (--ports), when there are several: what its clients received.
+struct NodeStats {
+    std::uint64_t events = 0, window_events = 0;
+    Histogram latency;
+};
+std::vector<NodeStats> node_stats;
 // --tx-times: per transaction (the eventId's LSN), when its events first and last reached a
 // client, and how many did, for events received after `start`.
 struct TxTimes {
@@ -525,8 +535,14 @@ void on_event(Conn& c, const char* p, const char* end, std::int64_t now_us) {
     ++c.events;
     ++stats.events;
     if (stats.in_window) ++stats.window_events;
+    NodeStats* ns = node_stats.empty() ? nullptr : &node_stats[static_cast<std::size_t>(c.node)];
+    if (ns) {
+        ++ns->events;
+        if (stats.in_window) ++ns->window_events;
+    }
     if (stats.sampling) {
         stats.latency.add(now_us - committed);
+        if (ns) ns->latency.add(now_us - committed);
         if (!opt.tx_times.empty()) {
             TxTimes& t = tx_times[lsn];
             if (t.deliveries++ == 0 || now_us < t.first_us) t.first_us = now_us;
@@ -722,17 +738,20 @@ bool handle_upgrade_response(Conn& c) {
     return true;
 }
 
-sockaddr_in server_addr{};
-std::string host_header;  // "127.0.0.1:PORT"
+// Per port of opt.ports: its address, Host header ("127.0.0.1:PORT") and WebSocket upgrade.
+std::vector<sockaddr_in> server_addrs;
+std::vector<std::string> host_headers;
+std::vector<std::string> upgrade_requests;
 std::uint64_t connect_errors = 0;
 
 bool open_leg(Conn& c, int which, std::string request);
 
-void start_connect(Conn& c, const std::string& request) {
+void start_connect(Conn& c) {
     ++connecting_now;
     if (opt.polling) {
         c.state = State::WaitOpen;
-        open_leg(c, kGet, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: " + host_header + "\r\n\r\n");
+        open_leg(c, kGet, "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: " + host_headers[c.node] +
+                              "\r\n\r\n");
         return;
     }
     c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -740,7 +759,8 @@ void start_connect(Conn& c, const std::string& request) {
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c.in.resize(opt.recv_buffer);  // grows when a frame or a burst needs more
-    int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&server_addr), sizeof server_addr);
+    const sockaddr_in& addr = server_addrs[c.node];
+    int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
     if (r < 0 && errno != EINPROGRESS) {
         ++connect_errors;
         c.close_reason = std::string("connect failed: ") + std::strerror(errno);
@@ -750,7 +770,7 @@ void start_connect(Conn& c, const std::string& request) {
         return;
     }
     c.state = State::Upgrading;
-    c.out = request;
+    c.out = upgrade_requests[c.node];
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT;
     ev.data.u64 = epoll_id(c.index, 0, 0);
@@ -804,7 +824,8 @@ bool open_leg(Conn& c, int which, std::string request) {
     if (l.fd < 0) fail("socket");
     int one = 1;
     setsockopt(l.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (::connect(l.fd, reinterpret_cast<const sockaddr*>(&server_addr), sizeof server_addr) < 0 &&
+    const sockaddr_in& addr = server_addrs[c.node];
+    if (::connect(l.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 &&
         errno != EINPROGRESS) {
         ++connect_errors;
         c.close_reason = std::string(which == kGet ? "GET" : "POST") + " connect failed: " + std::strerror(errno);
@@ -847,7 +868,7 @@ std::string poll_url(const Conn& c) { return "/socket.io/?EIO=4&transport=pollin
 
 // The next GET; there is always one waiting while the client lives.
 void poll_next(Conn& c) {
-    open_leg(c, kGet, "GET " + poll_url(c) + " HTTP/1.1\r\nHost: " + host_header + "\r\n\r\n");
+    open_leg(c, kGet, "GET " + poll_url(c) + " HTTP/1.1\r\nHost: " + host_headers[c.node] + "\r\n\r\n");
 }
 
 // Sends what is queued, unless a POST is in flight (its answer sends the rest).
@@ -855,7 +876,7 @@ void post_queued(Conn& c) {
     if (c.state == State::Closed || c.legs[kPost].fd >= 0 || c.post_queue.empty()) return;
     std::string body = std::exchange(c.post_queue, {});
     open_leg(c, kPost,
-             "POST " + poll_url(c) + " HTTP/1.1\r\nHost: " + host_header +
+             "POST " + poll_url(c) + " HTTP/1.1\r\nHost: " + host_headers[c.node] +
                  "\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: " + std::to_string(body.size()) +
                  "\r\n\r\n" + body);
 }
@@ -1009,6 +1030,33 @@ void print_report() {
     std::printf("mean_ms=%.2f\n", stats.latency.n ? static_cast<double>(stats.latency.sum_us / stats.latency.n) / 1000.0 : 0.0);
     std::printf("cpu_user_s=%.3f\n", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
     std::printf("cpu_sys_s=%.3f\n", ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+    // Per server, with --ports: its clients, what they received, lost (against `expect`) and
+    // latency, so a node that fell behind or got no clients shows on its own.
+    for (std::size_t k = 0; k < node_stats.size(); ++k) {
+        const NodeStats& ns = node_stats[k];
+        int n_clients = 0, n_closed = 0;
+        std::uint64_t n_lost = 0, n_dups = 0;
+        for (const Conn& c : conns) {
+            if (static_cast<std::size_t>(c.node) != k) continue;
+            ++n_clients;
+            if (c.state == State::Closed) ++n_closed;
+            n_dups += c.duplicates;
+            if (expect >= 0 && c.events < static_cast<std::uint64_t>(expect))
+                n_lost += static_cast<std::uint64_t>(expect) - c.events;
+        }
+        std::printf("node%zu_port=%d\n", k, opt.ports[k]);
+        std::printf("node%zu_clients=%d\n", k, n_clients);
+        std::printf("node%zu_closed=%d\n", k, n_closed);
+        std::printf("node%zu_events=%" PRIu64 "\n", k, ns.events);
+        std::printf("node%zu_window_events=%" PRIu64 "\n", k, ns.window_events);
+        std::printf("node%zu_deliveries_per_s=%.0f\n", k, window_s > 0 ? ns.window_events / window_s : 0.0);
+        if (expect >= 0) std::printf("node%zu_lost=%" PRIu64 "\n", k, n_lost);
+        std::printf("node%zu_duplicates=%" PRIu64 "\n", k, n_dups);
+        std::printf("node%zu_lat_n=%" PRIu64 "\n", k, ns.latency.n);
+        std::printf("node%zu_p50_ms=%.2f\n", k, ns.latency.quantile_ms(0.50));
+        std::printf("node%zu_p99_ms=%.2f\n", k, ns.latency.quantile_ms(0.99));
+        std::printf("node%zu_max_ms=%.2f\n", k, ns.latency.max_us / 1000.0);
+    }
     // The first few closed clients and why: a slow-consumer close (4008) shows here.
     int shown = 0;
     for (const Conn& c : conns) {
@@ -1016,7 +1064,10 @@ void print_report() {
         std::string why = c.close_reason;
         for (char& ch : why)
             if (ch == '\n' || ch == '\r') ch = ' ';
-        std::printf("closed_client_%d=code %d: %s\n", c.index, c.close_code, why.c_str());
+        if (opt.ports.size() > 1)
+            std::printf("closed_client_%d=port %d, code %d: %s\n", c.index, opt.ports[c.node], c.close_code, why.c_str());
+        else
+            std::printf("closed_client_%d=code %d: %s\n", c.index, c.close_code, why.c_str());
         ++shown;
     }
     std::fflush(stdout);
@@ -1024,7 +1075,7 @@ void print_report() {
 
 void usage() {
     std::fprintf(stderr,
-                 "usage: load_client --port PORT --secret SECRET [--host 127.0.0.1] [--clients N]\n"
+                 "usage: load_client --port PORT | --ports P1,P2,... --secret SECRET [--host 127.0.0.1] [--clients N]\n"
                  "                   [--transport websocket|polling] [--project p1] [--tenant acme]\n"
                  "                   [--tenant-claim tenantId] [--setup-ms 60000] [--drain-ms 5000]\n"
                  "                   [--max-ms 600000] [--concurrent-setup 200] [--recv-buffer 16384]\n"
@@ -1043,7 +1094,21 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--host") opt.host = val();
-        else if (a == "--port") opt.port = std::atoi(val().c_str());
+        else if (a == "--port" || a == "--ports") {
+            // "P" or "P1,P2,...": clients go round-robin over the ports.
+            opt.ports.clear();
+            const std::string list = val();
+            std::size_t at = 0;
+            for (;;) {
+                const std::size_t comma = list.find(',', at);
+                const std::string one = list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+                const int p = std::atoi(one.c_str());
+                if (p <= 0 || p > 65535 || one.find_first_not_of("0123456789") != std::string::npos) usage();
+                opt.ports.push_back(p);
+                if (comma == std::string::npos) break;
+                at = comma + 1;
+            }
+        }
         else if (a == "--clients") opt.clients = std::atoi(val().c_str());
         else if (a == "--secret") opt.secret = val();
         else if (a == "--project") opt.project = val();
@@ -1061,7 +1126,7 @@ int main(int argc, char** argv) {
             else if (t != "websocket") usage();
         } else usage();
     }
-    if (opt.port <= 0 || opt.port > 65535 || opt.clients <= 0 || opt.secret.empty() || opt.concurrent_setup <= 0 ||
+    if (opt.ports.empty() || opt.clients <= 0 || opt.secret.empty() || opt.concurrent_setup <= 0 ||
         opt.recv_buffer < 256)
         usage();
 
@@ -1092,19 +1157,22 @@ int main(int argc, char** argv) {
         SHA1(reinterpret_cast<const unsigned char*>(k.data()), k.size(), sha);
         key_accept_expected = base64(sha, SHA_DIGEST_LENGTH, false);
     }
-    const std::string request = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + opt.host + ":" +
-                                std::to_string(opt.port) +
-                                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                                "\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
-    sockaddr_in& addr = server_addr;
-    host_header = opt.host + ":" + std::to_string(opt.port);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(opt.port));
-    if (inet_pton(AF_INET, opt.host.c_str(), &addr.sin_addr) != 1) {
-        std::fprintf(stderr, "load_client: --host must be an IPv4 address\n");
-        return 2;
+    for (const int port : opt.ports) {
+        const std::string host = opt.host + ":" + std::to_string(port);
+        host_headers.push_back(host);
+        upgrade_requests.push_back("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + host +
+                                   "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                                   "\r\nSec-WebSocket-Version: 13\r\n\r\n");
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(static_cast<std::uint16_t>(port));
+        if (inet_pton(AF_INET, opt.host.c_str(), &addr.sin_addr) != 1) {
+            std::fprintf(stderr, "load_client: --host must be an IPv4 address\n");
+            return 2;
+        }
+        server_addrs.push_back(addr);
     }
+    if (opt.ports.size() > 1) node_stats.resize(opt.ports.size());
 
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) fail("epoll_create1");
@@ -1112,6 +1180,7 @@ int main(int argc, char** argv) {
     conns.resize(static_cast<std::size_t>(opt.clients));
     for (int i = 0; i < opt.clients; ++i) {
         conns[i].index = i;
+        conns[i].node = static_cast<int>(static_cast<std::size_t>(i) % opt.ports.size());
         conns[i].token = mint_jwt(opt.secret, opt.user_prefix + std::to_string(i), opt.tenant_claim, opt.tenant,
                                   opt.project, exp);
     }
@@ -1139,7 +1208,7 @@ int main(int argc, char** argv) {
     for (;;) {
         // Keep up to concurrent_setup handshakes in flight until everyone has started.
         while (!ready && next_to_start < opt.clients && connecting_now < opt.concurrent_setup) {
-            start_connect(conns[next_to_start], request);
+            start_connect(conns[next_to_start]);
             ++next_to_start;
         }
         const std::int64_t now_ms = monotonic_ms();

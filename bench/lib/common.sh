@@ -299,10 +299,12 @@ walcast_config() {
     secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 }
 
-# launch_walcast CFG LOG [ENV=VALUE...] [-- ARGS...]: `walcast run` pinned to the server core,
-# no STATE_DIRECTORY (no durable recovery state between runs). Sets daemon_pid.
+# launch_walcast CFG LOG [ENV=VALUE...] [-- ARGS...]: `walcast run` pinned to the server core
+# (or to core $walcast_core when that is set), no STATE_DIRECTORY (no durable recovery state
+# between runs). Sets daemon_pid.
 launch_walcast() {
-    local cfg=$1 log=$2 envs=() args=()
+    local cfg=$1 log=$2 envs=() args=() pin=("${srv_pin[@]}")
+    if [[ -n ${walcast_core:-} ]]; then pin=(taskset -c "$walcast_core"); fi
     shift 2
     while (( $# )); do
         if [[ $1 == -- ]]; then shift; args=("$@"); break; fi
@@ -312,7 +314,7 @@ launch_walcast() {
     # the figures read from the daemon's pid are then the wrapper's.
     local wrap=()
     read -r -a wrap <<< "${WALCAST_BENCH_WRAP:-}"
-    env -u STATE_DIRECTORY WALCAST_JWT_SECRET="$secret" "${envs[@]}" "${srv_pin[@]}" "${wrap[@]}" "$build/walcast" run \
+    env -u STATE_DIRECTORY WALCAST_JWT_SECRET="$secret" "${envs[@]}" "${pin[@]}" "${wrap[@]}" "$build/walcast" run \
         --config "$cfg" "${args[@]}" > "$log" 2>&1 &
     daemon_pid=$!
     pids+=("$daemon_pid")
@@ -355,6 +357,34 @@ stop_daemon() {  # PID; sets daemon_rc
     daemon_rc=$wait_rc
 }
 
+# ---- Redis, for walcast's cluster mode ---------------------------------------------------------
+# redis_start [redis-server ARGS...]: a throwaway redis-server in $tmp/redis on a free 127.0.0.1
+# port (Redis refuses port 0 for a listener it should report), in the foreground of a background
+# job so it is stopped at exit with the rest, pinned to core $redis_core (else the server core).
+# The caller's ARGS choose persistence (e.g. --save '' --appendonly no). Sets redis_pid,
+# redis_port, redis_url; rcli runs redis-cli on it.
+redis_start() {
+    local tool i pin=("${srv_pin[@]}")
+    for tool in redis-server redis-cli; do
+        command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install redis-server)"
+    done
+    if [[ -n ${redis_core:-} ]]; then pin=(taskset -c "$redis_core"); fi
+    mkdir -p "$tmp/redis"
+    redis_port=$(free_port)
+    (cd "$tmp/redis" && exec "${pin[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp/redis" \
+        --protected-mode no --daemonize no "$@") > "$tmp/redis/redis.log" 2>&1 &
+    redis_pid=$!
+    pids+=("$redis_pid")
+    for (( i = 0; i < 100; i++ )); do
+        [[ $(rcli PING 2>/dev/null) == PONG ]] && break
+        kill -0 "$redis_pid" 2>/dev/null || { cat "$tmp/redis/redis.log" >&2; die "redis-server exited at start"; }
+        sleep 0.1
+    done
+    [[ $(rcli PING 2>/dev/null) == PONG ]] || { cat "$tmp/redis/redis.log" >&2; die "redis-server did not answer PING"; }
+    redis_url="redis://127.0.0.1:$redis_port/0"
+}
+rcli() { redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
+
 # open_fifo_writer FIFO: opens FIFO for writing on a new descriptor; sets fifo_fd.
 open_fifo_writer() {
     exec {fifo_fd}> "$1"
@@ -369,13 +399,15 @@ close_fifo_writer() {  # FD
 
 # start_load_client LOG_DIR N [ARGS...]: bench/load_client pinned to the load core, its commands
 # through a FIFO (sets lc_pid, lc_fd), report in LOG_DIR/lc.out; waits until every client has
-# joined. Returns 1 (and says why) when they cannot.
+# joined. Returns 1 (and says why) when they cannot. The clients go to $port, or round-robin
+# over $lc_ports ("P1,P2,...": several walcast nodes) when that is set.
 start_load_client() {
-    local log=$1 n=$2 line i
+    local log=$1 n=$2 line i to=(--port "$port")
     shift 2
+    if [[ -n ${lc_ports:-} ]]; then to=(--ports "$lc_ports"); fi
     rm -f "$log/lc.in"
     mkfifo -m 600 "$log/lc.in"
-    "${load_pin[@]}" "$build/bench/load_client" --port "$port" --secret "$secret" --clients "$n" --project p1 \
+    "${load_pin[@]}" "$build/bench/load_client" "${to[@]}" --secret "$secret" --clients "$n" --project p1 \
         --tenant acme "$@" < "$log/lc.in" > "$log/lc.out" 2> "$log/lc.err" &
     lc_pid=$!
     pids+=("$lc_pid")
