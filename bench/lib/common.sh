@@ -431,4 +431,4 @@ start_load_client() {
     fi
     return 0
 }
-lc_value() { sed -n "s/^$1=//p" "$2" | head -n1; }  # KEY REPORT_FILE
+lc_value() { sed -n "s/^$1=//p" "$2" | awk 'NR == 1'; }  # KEY REPORT_FILE
