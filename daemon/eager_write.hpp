@@ -1,6 +1,6 @@
 // The transport connection under walcast's websocketpp listener: it writes at once when it
-// can instead of through an Asio operation per write. Included by listener.cpp only, the one
-// translation unit that includes websocketpp.
+// can instead of through an Asio operation per write. Included by listener.cpp, the one
+// translation unit of the daemon that includes websocketpp, and by its test.
 #pragma once
 
 #include <sys/socket.h>
@@ -35,7 +35,8 @@ public:
     using base::base;
 
     bool write_now = false;
-    // After each async write websocketpp started completes: on_write_done(write_done_context).
+    // After each write websocketpp started completes: on_write_done(write_done_context); for
+    // one that completed inside the send that started it, on the loop right after.
     // A plain pointer pair: a std::function holding a capture took a heap block per connection.
     void (*on_write_done)(void* context) = nullptr;
     void* write_done_context = nullptr;
