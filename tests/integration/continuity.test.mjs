@@ -47,7 +47,8 @@ function client(url, sub) {
     reconnectionDelayMax: 500,
   });
   const c = { socket, events: [], connects: [], resyncs: [], joined: 0, joinedOn: -1 };
-  socket.on('walcast:resync', (notice) => c.resyncs.push(notice));
+  // Each notice remembers on which connection (by number) it came.
+  socket.on('walcast:resync', (notice) => c.resyncs.push({ ...notice, onConnect: c.connects.length }));
   socket.onAny((name, payload) => {
     if (name.startsWith('task:')) c.events.push(payload.id);
   });
@@ -82,11 +83,14 @@ function stateDir() {
 // After a discontinuity: the client was told why (when it was connected to hear it),
 // reconnected as a fresh session, joined again and receives what is committed now.
 async function assertResynced(c, daemon, cluster, reason, tag, { connected = true } = {}) {
+  // The connection that must be replaced: the one the (last) notice came on, or the first.
+  let told = 1;
   if (connected) {
     await waitUntil(() => c.resyncs.some((r) => r.reason === reason), { timeoutMs: 30_000, what: `walcast:resync ${reason}` });
+    told = c.resyncs.filter((r) => r.reason === reason).at(-1).onConnect;
   }
-  // The connection in place now is a fresh one and has joined again.
-  await waitUntil(() => c.socket.connected && c.connects.length >= 2 && c.joinedOn === c.connects.length,
+  // The connection in place now is a fresh one, newer than the one told, and has joined again.
+  await waitUntil(() => c.socket.connected && c.connects.length > told && c.joinedOn === c.connects.length,
     { timeoutMs: 30_000, what: 'a reconnect and a join' });
   assert.equal(c.connects.at(-1), false, `the reconnect after the discontinuity is not a resume: ${c.connects}`);
   for (let i = 1; i <= 3; i++) await insert(cluster, `${tag}-after-${i}`);
@@ -157,6 +161,9 @@ dtest('slot dropped while walcast was stopped: reported at start; "first-start" 
   // The operator acts.
   await cluster.createSlot('cont_stop', { db: DB });
   await second.waitHealthz(200, 60_000);
+  // Streaming again, walcast tells the clients connected meanwhile to resync once more.
+  await waitUntil(() => /streaming again after the discontinuity \(slot_missing\)/.test(second.log()),
+    { timeoutMs: 20_000, what: 'streaming again' });
   await assertResynced(c, second, cluster, 'slot_missing', 'stop');
   assert.ok(!got(c, 'stop-gap'), 'a transaction of the gap cannot be delivered (the slot did not exist)');
   assert.match(second.log(), /streaming again after the discontinuity \(slot_missing\)/);
