@@ -4,13 +4,18 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 #include <cstdio>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+
 #include "config/config.hpp"
 #include "daemon/pg_text.hpp"
+#include "daemon/redis_client.hpp"
 #include "daemon/run.hpp"
 #include "wire/jwt.hpp"
 
@@ -161,6 +166,83 @@ void check_models(Db& db, const Config& config, Report& report) {
     }
 }
 
+
+// [cluster]: Redis answers with the password, and keeps what it acknowledged (the leader
+// confirms the slot once Redis has an entry: an entry Redis loses is an event lost).
+void check_redis(Config& config, Report& report) {
+    std::string error;
+    if (!load_redis_password(config, error)) {
+        report.fatal(error, "write the password to that file, readable by walcast's user");
+        return;
+    }
+    auto address = parse_redis_url(config.redis);
+    if (!address) {
+        report.fatal(address.error().message, "fix [cluster] redis");
+        return;
+    }
+    boost::asio::io_context io;
+    RedisClient redis(io, *address, config.redis_password, "walcast-check");
+    // Runs the loop until `done` (each step here is bounded by the client's timeouts).
+    auto wait = [&](const bool& done) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!done && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
+    };
+    bool connected = false;
+    std::optional<std::string> connect_error;
+    redis.connect([&](const std::string& e) {
+        connect_error = e;
+        connected = true;
+    });
+    wait(connected);
+    if (!connected || !connect_error || !connect_error->empty()) {
+        report.fatal("cannot reach Redis at " + config.redis + ": " + (connect_error ? *connect_error : "no answer in 10 s"),
+                     "start Redis, or fix [cluster] redis and password_file");
+        return;
+    }
+    report.ok("Redis at " + config.redis + " answers");
+    // One command's reply, or nullopt (with `error`) when there is none.
+    auto call = [&](std::vector<std::string> args) -> std::optional<RespValue> {
+        bool done = false;
+        std::optional<RespValue> out;
+        redis.command(args, [&](const RespValue* reply, const std::string& e) {
+            if (reply) out = *reply;
+            else error = e;
+            done = true;
+        });
+        wait(done);
+        return out;
+    };
+    auto setting = [&](const std::string& name) -> std::optional<std::string> {
+        auto reply = call({"CONFIG", "GET", name});
+        if (!reply || !reply->is_array() || reply->elements.size() != 2) return std::nullopt;
+        auto value = reply->elements[1].as_string();
+        return value ? std::optional<std::string>(std::string(*value)) : std::nullopt;
+    };
+    const auto appendonly = setting("appendonly");
+    const auto fsync = setting("appendfsync");
+    const auto policy = setting("maxmemory-policy");
+    if (!appendonly || !fsync || !policy) {
+        report.warn("cannot read Redis's CONFIG (renamed or refused?): durability and eviction not checked",
+                    "make sure appendonly yes, appendfsync always and maxmemory-policy noeviction");
+    } else {
+        if (*appendonly == "yes" && *fsync == "always") report.ok("Redis: appendonly yes, appendfsync always");
+        else
+            report.warn("Redis: appendonly " + *appendonly + ", appendfsync " + *fsync +
+                            ": a Redis crash can lose entries it acknowledged, and walcast has confirmed the slot past them",
+                        "CONFIG SET appendonly yes; CONFIG SET appendfsync always; CONFIG REWRITE");
+        if (*policy == "noeviction") report.ok("Redis: maxmemory-policy noeviction");
+        else
+            report.warn("Redis: maxmemory-policy " + *policy + ": Redis may evict the stream, and its events with it",
+                        "CONFIG SET maxmemory-policy noeviction; CONFIG REWRITE");
+    }
+    auto length = call({"XLEN", config.stream});
+    if (length && length->as_integer())
+        report.ok("stream \"" + config.stream + "\" has " + std::to_string(*length->as_integer()) + " entries (max_len " +
+                  std::to_string(config.max_len) + ")");
+    else
+        report.fatal("XLEN " + config.stream + " failed: " + (length && length->is_error() ? length->text : error),
+                     "check that [cluster] stream names a stream, or a key that does not exist yet");
+}
 }  // namespace
 
 int run_check(const CheckOptions& options) {
@@ -184,6 +266,7 @@ int run_check(const CheckOptions& options) {
                                                                                             : config.jwt_secret_file));
     else
         report.ok("JWT secret has " + std::to_string(secret.size()) + " bytes");
+    if (!config.redis.empty()) check_redis(config, report);
 
     const char* keys[] = {"dbname", "application_name", nullptr};
     const char* values[] = {config.dsn.c_str(), "walcast-check", nullptr};

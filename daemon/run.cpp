@@ -101,6 +101,21 @@ std::size_t connection_budget() {
 
 }  // namespace
 
+bool load_redis_password(Config& config, std::string& error) {
+    if (config.password_file.empty()) return true;
+    std::ifstream in(config.password_file, std::ios::binary);
+    std::stringstream ss;
+    if (!in || !(ss << in.rdbuf())) {
+        error = "cannot read [cluster] password_file " + config.password_file + ": " + std::strerror(errno);
+        return false;
+    }
+    config.redis_password = ss.str();
+    while (!config.redis_password.empty() &&
+           (config.redis_password.back() == '\n' || config.redis_password.back() == '\r'))
+        config.redis_password.pop_back();
+    return true;
+}
+
 bool apply_config(const Config& config, ServerOptions& server, std::string& error) {
     if (!split_listen(config.listen, server.host, server.port)) {
         error = "listen address \"" + config.listen + "\" is not HOST:PORT";
@@ -182,17 +197,9 @@ int run_daemon(const RunOptions& options) {
         log_error(error);
         return 2;
     }
-    if (!config.password_file.empty()) {
-        std::ifstream in(config.password_file, std::ios::binary);
-        std::stringstream ss;
-        if (!in || !(ss << in.rdbuf())) {
-            log_error("cannot read [cluster] password_file " + config.password_file + ": " + std::strerror(errno));
-            return 2;
-        }
-        config.redis_password = ss.str();
-        while (!config.redis_password.empty() &&
-               (config.redis_password.back() == '\n' || config.redis_password.back() == '\r'))
-            config.redis_password.pop_back();
+    if (!load_redis_password(config, error)) {
+        log_error(error);
+        return 2;
     }
 
     std::FILE* record = nullptr;

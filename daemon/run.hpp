@@ -25,6 +25,10 @@ int run_daemon(const RunOptions& options);
 // [auth] jwt_secret_file; false with the reason when there is none or it cannot be read.
 bool load_secret(const Config& config, std::string& secret, std::string& error);
 
+// [cluster] password_file into config.redis_password (trailing newlines trimmed); true when
+// there is none; false with the reason when it cannot be read.
+bool load_redis_password(Config& config, std::string& error);
+
 // Fills `server` from the config's [server], [auth], [limits] and [recovery] keys (not the
 // secret). False, with the reason, when an address does not parse.
 bool apply_config(const Config& config, ServerOptions& server, std::string& error);

@@ -478,3 +478,51 @@ test('leadership moving back and forth between nodes is no discontinuity; nothin
     assert.equal(discontinuities, 0, `${n.name} reported a discontinuity`);
   }
 });
+
+test('walcast check with [cluster]: reaches Redis with the password, warns when it may lose or evict entries, fails when it cannot reach it', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { WALCAST_BIN, writeConfig, work, DB } = await import('./lib/daemon.mjs');
+  const pg = await startAppCluster({ setupSql: "SELECT pg_create_logical_replication_slot('walcast', 'wal2json');" });
+  cleanups.push(() => pg.stop());
+  const redis = await startRedis({ password: 'redis-secret-for-check' });
+  cleanups.push(() => redis.kill9());
+  const passwordFile = join(work(), 'check-redis.password');
+  writeFileSync(passwordFile, 'redis-secret-for-check\n');
+  const check = (extra) => {
+    const file = writeConfig({ dsn: pg.dsn(DB), slot: 'walcast', port: 8787, name: 'check-cluster',
+      append: clusterConfig(redis, extra) });
+    const r = spawnSync(WALCAST_BIN, ['check', '--config', file], {
+      encoding: 'utf8', env: { ...process.env, WALCAST_JWT_SECRET: SECRET }, timeout: 30_000 });
+    return { code: r.status, out: r.stdout + r.stderr };
+  };
+
+  // The test's Redis: AOF with fsync always, noeviction (Redis's default).
+  let r = check(`password_file = "${passwordFile}"`);
+  assert.match(r.out, /^ok {5}Redis at redis:\/\/127\.0\.0\.1:\d+\/0 answers$/m, r.out);
+  assert.match(r.out, /^ok {5}Redis: appendonly yes, appendfsync always$/m, r.out);
+  assert.match(r.out, /^ok {5}Redis: maxmemory-policy noeviction$/m, r.out);
+  assert.match(r.out, /^ok {5}stream "socket\.io" has 0 entries \(max_len 100000\)$/m, r.out);
+  assert.equal(r.code, 0, r.out);
+
+  redis.cli('CONFIG', 'SET', 'appendfsync', 'everysec');
+  redis.cli('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru');
+  r = check(`password_file = "${passwordFile}"`);
+  assert.match(r.out, /^WARN {3}Redis: appendonly yes, appendfsync everysec: a Redis crash can lose entries it acknowledged/m, r.out);
+  assert.match(r.out, /^WARN {3}Redis: maxmemory-policy allkeys-lru: Redis may evict the stream/m, r.out);
+  assert.equal(r.code, 0, 'warnings are not fatal');
+
+  r = check('');
+  assert.match(r.out, /^FATAL {2}cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+\/0: .*NOAUTH/m, r.out);
+  assert.equal(r.code, 1, r.out);
+  r = check(`password_file = "${join(work(), 'nowhere.password')}"`);
+  assert.match(r.out, /^FATAL {2}cannot read \[cluster\] password_file .*nowhere\.password: No such file/m, r.out);
+  assert.equal(r.code, 1);
+
+  // (The timer keeps the loop alive until Redis's exit is seen: its process is unref'd.)
+  await Promise.race([redis.kill9(), sleep(5_000)]);
+  r = check(`password_file = "${passwordFile}"`);
+  assert.match(r.out, /^FATAL {2}cannot reach Redis at .*: cannot connect to Redis: Connection refused/m, r.out);
+  assert.equal(r.code, 1);
+});
