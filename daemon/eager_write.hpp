@@ -7,6 +7,8 @@
 #include <sys/uio.h>
 
 #include <boost/asio/post.hpp>
+#include <websocketpp/concurrency/none.hpp>
+#include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/transport/asio/endpoint.hpp>
 
 #include <algorithm>
@@ -134,6 +136,31 @@ template <typename config>
 struct EagerWriteEndpoint : websocketpp::transport::asio::endpoint<config> {
     typedef EagerWriteConnection<config> transport_con_type;
     typedef typename transport_con_type::ptr transport_con_ptr;
+};
+
+// A websocketpp config over EagerWriteEndpoint for one thread running the loop: no locks, no
+// strands (websocketpp's defaults assume several), and websocketpp's own logging compiled
+// out (walcast logs what matters itself). Every connection carries a `ConnectionBase`.
+template <typename ConnectionBase>
+struct EagerWriteConfig : websocketpp::config::asio {
+    typedef EagerWriteConfig type;
+    typedef websocketpp::config::asio base;
+    typedef ConnectionBase connection_base;
+
+    typedef websocketpp::concurrency::none concurrency_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
+    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
+    static const bool enable_multithreading = false;
+    struct transport_config : public base::transport_config {
+        typedef typename type::concurrency_type concurrency_type;
+        typedef typename type::alog_type alog_type;
+        typedef typename type::elog_type elog_type;
+        static const bool enable_multithreading = false;
+    };
+    typedef EagerWriteEndpoint<transport_config> transport_type;
+
+    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
+    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
 };
 
 }  // namespace walcast::listener_detail

@@ -57,27 +57,9 @@ struct ConnectionSlot {
     LinkImpl* link = nullptr;  // cleared by the link when it goes
 };
 
-struct WsConfig : websocketpp::config::asio {
+// The listener's connections carry a ConnectionSlot, and these bounds.
+struct WsConfig : listener_detail::EagerWriteConfig<ConnectionSlot> {
     typedef WsConfig type;
-    typedef websocketpp::config::asio base;
-    typedef ConnectionSlot connection_base;
-
-    // One thread runs the loop: no locks, no strands (websocketpp's defaults assume several).
-    typedef websocketpp::concurrency::none concurrency_type;
-    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
-    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
-    static const bool enable_multithreading = false;
-    struct transport_config : public base::transport_config {
-        typedef type::concurrency_type concurrency_type;
-        typedef type::alog_type alog_type;
-        typedef type::elog_type elog_type;
-        static const bool enable_multithreading = false;
-    };
-    typedef listener_detail::EagerWriteEndpoint<transport_config> transport_type;
-
-    // websocketpp's own logging is compiled out; walcast logs what matters itself.
-    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
-    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
 
     // Bounds a peer that never finishes its HTTP request or never answers our close frame
     // (a slow consumer closed with 4008 is dropped after this even if it reads nothing).

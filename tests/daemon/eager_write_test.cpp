@@ -8,8 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <websocketpp/concurrency/none.hpp>
-#include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
 #include <cerrno>
@@ -20,23 +18,7 @@
 
 namespace {
 
-struct TestConfig : websocketpp::config::asio {
-    typedef TestConfig type;
-    typedef websocketpp::config::asio base;
-    typedef websocketpp::concurrency::none concurrency_type;
-    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::elevel> elog_type;
-    typedef websocketpp::log::basic<concurrency_type, websocketpp::log::alevel> alog_type;
-    static const bool enable_multithreading = false;
-    struct transport_config : public base::transport_config {
-        typedef type::concurrency_type concurrency_type;
-        typedef type::alog_type alog_type;
-        typedef type::elog_type elog_type;
-        static const bool enable_multithreading = false;
-    };
-    typedef walcast::listener_detail::EagerWriteEndpoint<transport_config> transport_type;
-    static const websocketpp::log::level elog_level = websocketpp::log::elevel::none;
-    static const websocketpp::log::level alog_level = websocketpp::log::alevel::none;
-};
+using TestConfig = walcast::listener_detail::EagerWriteConfig<websocketpp::connection_base>;
 
 using Server = websocketpp::server<TestConfig>;
 using ConnectionPtr = Server::connection_ptr;
