@@ -60,6 +60,21 @@ inline bool has_special(std::uint64_t w) {
 
 }  // namespace json_text_detail
 
+// Offset of the first byte of `s` that is not part of well-formed UTF-8 (RFC 3629: no
+// overlong forms, no UTF-16 surrogates), or npos when there is none.
+inline std::size_t first_invalid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        if (static_cast<unsigned char>(s[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = json_text_detail::utf8_sequence(s, i);
+        if (n == 0) return i;
+        i += n;
+    }
+    return std::string_view::npos;
+}
+
 // Appends `s` as a JSON string literal. Control characters are escaped; a byte that is not
 // part of well-formed UTF-8 becomes U+FFFD, because one invalid byte in a WebSocket text
 // frame makes the browser drop the whole connection.

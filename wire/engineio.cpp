@@ -98,16 +98,8 @@ Result<std::vector<std::string_view>> split_polling_payload(std::string_view bod
 Result<std::vector<std::string_view>> read_polling_post(std::string_view body, std::size_t max_packets) {
     auto packets = split_polling_payload(body, max_packets);
     if (!packets) return packets;
-    for (std::size_t i = 0; i < body.size();) {
-        const unsigned char c = static_cast<unsigned char>(body[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        const std::size_t n = json_text_detail::utf8_sequence(body, i);
-        if (n == 0) return make_error("polling payload is not UTF-8 (byte " + std::to_string(i) + ")");
-        i += n;
-    }
+    if (const std::size_t bad = first_invalid_utf8(body); bad != std::string_view::npos)
+        return make_error("polling payload is not UTF-8 (byte " + std::to_string(bad) + ")");
     for (std::size_t k = 0; k < packets->size(); ++k) {
         const std::string_view packet = (*packets)[k];
         if (packet[0] < '0' || packet[0] > '6')

@@ -37,6 +37,24 @@ int json_depth(std::string_view json, int limit) {
     return deepest;
 }
 
+// Whether every string and key in `v` is well-formed UTF-8. JSON lets "\udc00" stand alone;
+// decoded, a lone surrogate is bytes no UTF-8 reader accepts, which walcast would pass on in
+// room names, logs and acks. Depth is bounded by the caller (kMaxJsonDepth).
+bool strings_well_formed(const rapidjson::Value& v) {
+    const auto ok = [](const rapidjson::Value& s) {
+        return first_invalid_utf8(std::string_view(s.GetString(), s.GetStringLength())) == std::string_view::npos;
+    };
+    if (v.IsString()) return ok(v);
+    if (v.IsArray()) {
+        for (const auto& e : v.GetArray())
+            if (!strings_well_formed(e)) return false;
+    } else if (v.IsObject()) {
+        for (const auto& m : v.GetObject())
+            if (!ok(m.name) || !strings_well_formed(m.value)) return false;
+    }
+    return true;
+}
+
 PacketArg to_arg(const rapidjson::Value& v) {
     PacketArg arg;
     if (v.IsString()) {
@@ -109,6 +127,8 @@ Result<ClientPacket> parse_socketio(std::string_view s) {
         if (doc.HasParseError())
             return make_error(std::string("payload is not valid JSON (byte ") + std::to_string(doc.GetErrorOffset()) +
                               ": " + rapidjson::GetParseError_En(doc.GetParseError()) + ")");
+        if (!strings_well_formed(doc))
+            return make_error("payload has a string that is not well-formed UTF-8 (a lone surrogate escape?)");
     }
 
     switch (p.type) {

@@ -163,6 +163,15 @@ TEST_CASE("malformed EVENT") {
     CHECK(refused(R"(42["x"] trailing)").rfind("payload is not valid JSON", 0) == 0);
     CHECK(refused("42garbage").rfind("payload is not valid JSON", 0) == 0);
     CHECK(refused("42[\"\xff\"]").rfind("payload is not valid JSON", 0) == 0);  // invalid UTF-8
+    // Escapes that decode to a lone UTF-16 surrogate, anywhere: an argument, a nested value, a
+    // key, the event name, a CONNECT field. A pair is one character and stays.
+    const std::string lone = "payload has a string that is not well-formed UTF-8 (a lone surrogate escape?)";
+    CHECK(refused(R"(42["join-project","\udc00"])") == lone);
+    CHECK(refused(R"(42["x",{"a":["ok","\udfff"]}])") == lone);
+    CHECK(refused(R"(42["x",{"\udc00":1}])") == lone);
+    CHECK(refused(R"(42["\udc00"])") == lone);
+    CHECK(refused(R"(40{"token":"\udc00"})") == lone);
+    CHECK(parsed(R"(42["x","\ud83d\ude00"])").args[0].text == "\xf0\x9f\x98\x80");
     CHECK(refused("42" + std::string(40, '[') + "\"x\"" + std::string(40, ']')) ==
           "payload nested deeper than 32 levels");
     // Brackets inside strings do not count as nesting.
