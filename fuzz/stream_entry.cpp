@@ -16,14 +16,7 @@ namespace {
 
 using Fields = std::vector<std::pair<std::string_view, std::string_view>>;
 
-bool valid_utf8(std::string_view s) {
-    for (std::size_t i = 0; i < s.size();) {
-        if (static_cast<unsigned char>(s[i]) < 0x80) ++i;
-        else if (const std::size_t n = walcast::json_text_detail::utf8_sequence(s, i)) i += n;
-        else return false;
-    }
-    return true;
-}
+bool valid_utf8(std::string_view s) { return walcast::first_invalid_utf8(s) == std::string_view::npos; }
 
 // No JSON whitespace outside strings.
 bool compact(std::string_view json) {
