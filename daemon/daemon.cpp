@@ -3,8 +3,12 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <sched.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include "daemon/log.hpp"
 
@@ -47,7 +51,8 @@ Daemon::Daemon(boost::asio::io_context& io, Config config, ServerOptions server_
       retry_timer_(io),
       watchdog_timer_(io),
       tick_timer_(io),
-      window_(std::chrono::seconds(config_.recovery_window_seconds)) {
+      window_(std::chrono::seconds(config_.recovery_window_seconds)),
+      read_ahead_timer_(io) {
     if (config_.redis.empty()) return;
     cluster_ = std::make_unique<Cluster>(io, config_, static_cast<std::int64_t>(window_.count()),
                                          config_.recovery_max_bytes, *this, metrics_);
@@ -82,6 +87,7 @@ void Daemon::stop_on_signal(int signo) {
     retry_timer_.cancel();
     watchdog_timer_.cancel();
     tick_timer_.cancel();
+    read_ahead_timer_.cancel();
     save_state();
     state_.flush();
     stream_.stop();
@@ -237,7 +243,49 @@ void Daemon::on_wal_line(std::string_view line) {
         // confirming the commit record's start would replay the transaction.
         if (change_.nextlsn) commit_position(*change_.nextlsn);
         sync_counters();
+        if (auto committed = pg_timestamp_unix_us(change_.timestamp); committed && stream_.line_sent_at() != 0)
+            note_lag(unix_us_from_pg_timestamp(stream_.line_sent_at()) - *committed);
     }
+}
+
+// ---- reading a backlog ------------------------------------------------------------------------
+
+// `lag_us`: how long after the transaction committed the walsender sent its commit line, both
+// by the server's clock. Live it is a few milliseconds; reading a backlog it is its age.
+void Daemon::note_lag(std::int64_t lag_us) {
+    metrics_.stream_lag_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(lag_us / 1000, 0));
+    if (lag_us < std::chrono::duration_cast<std::chrono::microseconds>(kBehind).count()) return;
+    last_behind_ = std::chrono::steady_clock::now();
+    if (reading_ahead_) return;
+    ++metrics_.read_aheads;
+    log_info("reading a backlog (the last transaction committed " + std::to_string(lag_us / 1000) +
+             " ms before the server sent it)" + (cluster_ || window_.count() == 0 ? std::string()
+                                                   : ": clients catch up from the buffer once it is read"));
+    set_reading_ahead(true);
+    await_backlog_end();
+}
+
+void Daemon::await_backlog_end() {
+    read_ahead_timer_.expires_at(last_behind_ + kQuiet);
+    read_ahead_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || !reading_ahead_) return;
+        if (std::chrono::steady_clock::now() < last_behind_ + kQuiet) return await_backlog_end();
+        log_info("backlog read: live again at " + stream_.received().str());
+        set_reading_ahead(false);
+    });
+}
+
+// SCHED_BATCH while reading a backlog: a woken batch thread does not preempt the running one,
+// so the walsender (on the same core or not) sends on, and this thread reads many messages
+// per wake-up instead of one (2.4 -> 1.6 CPU-s for 200,000 transactions in bench/drain).
+// Live, a normal thread again: events go out the moment they arrive.
+void Daemon::set_reading_ahead(bool on) {
+    reading_ahead_ = on;
+    metrics_.reading_ahead = on;
+    sched_param param{};
+    if (sched_setscheduler(0, on ? SCHED_BATCH : SCHED_OTHER, &param) != 0)
+        log_debug(std::string("sched_setscheduler: ") + std::strerror(errno));
+    if (!cluster_) server_.set_reading_ahead(on);
 }
 
 void Daemon::on_oversized_line(Lsn wal_start, std::size_t bytes) {

@@ -103,6 +103,16 @@ private:
     bool first_stream_ = true;
     bool lost_state_ = false;  // the state directory lost what was sent: nothing from before start is sent
 
+    // Reading a backlog: a transaction whose commit line the walsender sent kBehind or more
+    // after it committed starts it; kQuiet without another such transaction ends it. While
+    // it lasts the loop thread reads in batches, and (single node, recovery on) clients wait
+    // for the backlog to be read and then catch up from the buffer.
+    static constexpr std::chrono::milliseconds kBehind{500};
+    static constexpr std::chrono::milliseconds kQuiet{100};
+    bool reading_ahead_ = false;
+    std::chrono::steady_clock::time_point last_behind_{};
+    boost::asio::steady_timer read_ahead_timer_;
+
     // Continuity.
     StreamRecord history_;                // what this walcast streamed (memory + state directory)
     Discontinuity episode_ = Discontinuity::None;  // a discontinuity not yet followed by streaming
@@ -128,6 +138,9 @@ private:
     void pause_stream(const std::string& why);
     void resume_stream();
     void log_input(const std::string& line);
+    void note_lag(std::int64_t lag_us);
+    void await_backlog_end();
+    void set_reading_ahead(bool on);
 };
 
 }  // namespace walcast

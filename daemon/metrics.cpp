@@ -56,6 +56,12 @@ std::string Metrics::render() const {
     metric(out, "walcast_confirmed_lsn", "gauge", "Last flush position confirmed to the slot.", confirmed_lsn);
     metric(out, "walcast_lag_bytes", "gauge", "Server WAL end minus confirmed position.",
            server_wal_end > confirmed_lsn ? server_wal_end - confirmed_lsn : 0);
+    metric(out, "walcast_stream_lag_milliseconds", "gauge",
+           "How long after it committed the server sent the last transaction read (the server's clock).",
+           stream_lag_ms);
+    metric(out, "walcast_reading_ahead", "gauge", "1 while a backlog is read ahead of delivering it.",
+           reading_ahead ? 1 : 0);
+    metric(out, "walcast_read_aheads_total", "counter", "Backlogs read ahead of delivering them.", read_aheads);
     metric(out, "walcast_clients", "gauge", "Connected Socket.IO clients.", clients);
     metric(out, "walcast_connections_total", "counter", "WebSocket connections accepted.", connections_total);
     metric(out, "walcast_auth_failures_total", "counter", "CONNECTs refused as unauthorized.", auth_failures);

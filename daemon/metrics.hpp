@@ -25,6 +25,9 @@ struct Metrics {
     std::uint64_t received_lsn = 0;          // last wal_end seen
     std::uint64_t confirmed_lsn = 0;         // last flush position sent
     std::uint64_t server_wal_end = 0;        // latest server WAL end from keepalives/XLogData
+    std::uint64_t stream_lag_ms = 0;         // the last transaction: its commit to the walsender sending it
+    bool reading_ahead = false;              // a backlog is being read ahead of delivery
+    std::uint64_t read_aheads = 0;           // backlogs read ahead of delivery
 
     // Clients.
     std::uint64_t clients = 0;               // connected Socket.IO sessions (gauge)

@@ -436,6 +436,7 @@ void ReplicationStream::handle_copy_data(const char* data, std::size_t size) {
     if (auto* w = std::get_if<XLogData>(&*msg)) {
         if (w->wal_end > server_wal_end_) server_wal_end_ = w->wal_end;
         if (w->wal_start > received_) received_ = w->wal_start;
+        line_sent_at_ = w->send_time;
         handler_.on_wal_line(w->payload);
         return;
     }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "daemon/pg_socket.hpp"
+#include "decoder/copy_message.hpp"
 #include "decoder/continuity.hpp"
 #include "decoder/lsn.hpp"
 
@@ -75,6 +76,8 @@ public:
     Lsn received() const { return received_; }
     Lsn confirmed() const { return confirmed_; }
     Lsn server_wal_end() const { return server_wal_end_; }
+    // When the walsender sent the line being handled (its clock; 0 before the first line).
+    PgTimestamp line_sent_at() const { return line_sent_at_; }
     // Where this connection's stream starts: the slot's confirmed_flush_lsn when it was found,
     // or the consistent point of a slot created now.
     Lsn slot_confirmed() const { return slot_confirmed_; }
@@ -103,6 +106,7 @@ private:
     State state_ = State::Idle;
     bool flush_pending_ = false;  // a status update is queued in libpq's output buffer
     Lsn received_, confirmed_, reported_, server_wal_end_, slot_confirmed_, server_flush_;
+    PgTimestamp line_sent_at_ = 0;
     ServerIdentity server_;
     std::uint64_t next_xid_ = 0;
     std::chrono::steady_clock::time_point last_status_{};

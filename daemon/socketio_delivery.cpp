@@ -81,7 +81,7 @@ void SocketIoServer::Impl::publish_packet(const Event& event, const EventOffset&
         for (const auto& r : event.rooms) b.bytes += r.size();
         buffer.push(std::move(b), recovery() ? unix_now_ms() : 0);
     }
-    if (!deliver_now) return;
+    if (!deliver_now || reading_ahead) return;
     FanOut fan_out(*this, packet, event, offset, xid);
     if (event.rooms.empty()) {
         std::vector<SessionId> everyone;
@@ -177,7 +177,7 @@ void SocketIoServer::Impl::schedule_pull(Session& s) {
 
 // Hands a catching-up client its next chunk from the buffer, if its transport has room.
 void SocketIoServer::Impl::pull(Session& s) {
-    if (!s.catching_up || s.closing) return;
+    if (!s.catching_up || s.closing || reading_ahead) return;
     if (!buffer.covers(s.cursor)) {
         // Events it has not read left the buffer: it cannot get them all. Its next resume
         // presents an offset the buffer no longer covers, so it starts afresh (recovered:
@@ -234,5 +234,33 @@ void SocketIoServer::Impl::check_catching_up() {
     }
     metrics.catching_up = catching_up.size();
 }
+
+// While the daemon reads a backlog, events only enter the buffer: writing each one to every
+// client would take the CPU the walsender needs to send the rest (on a shared core, most of
+// it). Clients connected by now have had every event up to `newest`; those that connect or
+// resume meanwhile start from where they stand. When the backlog is read, each catches up
+// from there at its own pace, or, if its events have left the buffer, is closed (4008) and
+// resumes with recovered: false.
+void SocketIoServer::Impl::set_reading_ahead(bool on) {
+    if (!recovery() || on == reading_ahead) return;
+    std::vector<SessionId> ids;
+    engine.for_each([&](EngineSocket& s) { ids.push_back(s.id); });
+    if (on) {
+        flush();
+        for (SessionId id : ids)
+            if (Session* s = find(id); s && s->phase == Phase::Connected && !s->catching_up) s->cursor = newest;
+        reading_ahead = true;
+        return;
+    }
+    reading_ahead = false;
+    for (SessionId id : ids) {
+        Session* s = find(id);
+        if (!s || s->closing || s->phase != Phase::Connected) continue;
+        if (s->catching_up) pull(*s);
+        else start_catch_up(*s, s->cursor);
+    }
+}
+
+void SocketIoServer::set_reading_ahead(bool on) { impl_->set_reading_ahead(on); }
 
 }  // namespace walcast

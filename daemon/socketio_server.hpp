@@ -122,6 +122,9 @@ public:
     // While true, resumes wait: the buffer is still being rebuilt from the WAL up to what the
     // previous process had dispatched, and a resume now would miss the rest.
     void set_replaying(bool replaying);
+    // While true (the daemon reads a backlog) and recovery is on, events only enter the
+    // buffer; when it turns false every client catches up from where it stood.
+    void set_reading_ahead(bool on);
 
     // The stream lost events (a discontinuity): nothing buffered can be resumed any more,
     // and every connected client gets `walcast:resync` {reason, lostAfter, detail} and is

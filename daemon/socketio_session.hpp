@@ -141,6 +141,7 @@ struct SocketIoServer::Impl : EngineHandler {
     std::vector<Session*> recipients;  // sessions with queued packets (null: closed since)
     bool flush_posted = false;
     std::set<SessionId> catching_up;   // sessions reading from the buffer
+    bool reading_ahead = false;        // a backlog is being read: fan-out waits (recovery on)
 
     // Connection-state recovery. A session that drops (not one that said goodbye) is kept by
     // pid for the window; a reconnect presenting the pid and the same identity gets the
@@ -219,6 +220,7 @@ struct SocketIoServer::Impl : EngineHandler {
     void pull(Session& s);
     void schedule_pull(Session& s);
     void check_catching_up();
+    void set_reading_ahead(bool on);
 
     // Cluster mode (socketio_cluster.cpp).
     // A resume whose pid is not here: the store is asked; true while it answers.

@@ -62,5 +62,6 @@ Result<ServerNotice> parse_server_notice(std::string_view body);
 constexpr PgTimestamp pg_timestamp_from_unix_us(std::int64_t unix_us) {
     return unix_us - 946684800LL * 1000000LL;
 }
+constexpr std::int64_t unix_us_from_pg_timestamp(PgTimestamp pg) { return pg + 946684800LL * 1000000LL; }
 
 }  // namespace walcast

@@ -45,22 +45,27 @@ std::string finish_iso8601(std::string out, std::string_view fraction) {
     return out;
 }
 
-}  // namespace
+// A timestamptz as wal2json prints it, taken apart: seconds since the Unix epoch (UTC) and the
+// fraction's digits as written.
+struct PgTime {
+    std::int64_t unix_seconds = 0;
+    std::string_view fraction;
+};
 
-std::optional<std::string> iso8601_utc(std::string_view s) {
-    // YYYY-MM-DD HH:MM:SS[.ffffff](+|-)HH[:MM[:SS]]
+// YYYY-MM-DD HH:MM:SS[.ffffff](+|-)HH[:MM[:SS]]
+std::optional<PgTime> parse_pg_time(std::string_view s) {
     int y, mo, d, h, mi, sec;
     if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
         !digits(s, 8, 2, d) || (s[10] != ' ' && s[10] != 'T') || !digits(s, 11, 2, h) || s[13] != ':' ||
         !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec))
         return std::nullopt;
     std::size_t i = 19;
-    std::string_view fraction;
+    PgTime out;
     if (i < s.size() && s[i] == '.') {
         std::size_t start = ++i;
         while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
         if (i == start) return std::nullopt;
-        fraction = s.substr(start, i - start);
+        out.fraction = s.substr(start, i - start);
     }
     if (i >= s.size() || (s[i] != '+' && s[i] != '-')) return std::nullopt;
     const int sign = s[i] == '+' ? 1 : -1;
@@ -77,11 +82,29 @@ std::optional<std::string> iso8601_utc(std::string_view s) {
     }
     if (i != s.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
         return std::nullopt;
+    out.unix_seconds = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    out.unix_seconds -= sign * (oh * 3600 + om * 60 + os);
+    return out;
+}
 
-    std::int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-    t -= sign * (oh * 3600 + om * 60 + os);
+}  // namespace
+
+std::optional<std::int64_t> pg_timestamp_unix_us(std::string_view s) {
+    auto t = parse_pg_time(s);
+    if (!t) return std::nullopt;
+    std::int64_t us = 0;
+    for (std::size_t k = 0; k < 6; ++k) us = us * 10 + (k < t->fraction.size() ? t->fraction[k] - '0' : 0);
+    return t->unix_seconds * 1000000 + us;
+}
+
+std::optional<std::string> iso8601_utc(std::string_view s) {
+    auto parsed = parse_pg_time(s);
+    if (!parsed) return std::nullopt;
+    const std::int64_t t = parsed->unix_seconds;
+    const std::string_view fraction = parsed->fraction;
     std::int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
     std::int64_t rem = t - days * 86400;
+    int y, mo, d;
     civil_from_days(days, y, mo, d);
     std::string out;
     if (y < 0 || y > 9999) {  // an offset moved 9999-12-31 into year 10000

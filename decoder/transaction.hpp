@@ -100,4 +100,7 @@ private:
 // "2026-11-26T03:11:59.981011Z". nullopt when the text is not such a timestamp.
 std::optional<std::string> iso8601_utc(std::string_view pg_timestamp);
 
+// The same text as microseconds since the Unix epoch; a fraction past six digits is cut.
+std::optional<std::int64_t> pg_timestamp_unix_us(std::string_view pg_timestamp);
+
 }  // namespace walcast

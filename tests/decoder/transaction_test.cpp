@@ -258,6 +258,16 @@ TEST_SUITE("transaction") {
             CHECK_MESSAGE(!iso8601_utc(bad), bad);
     }
 
+    TEST_CASE("timestamps as Unix microseconds: the commit time the stream's lag is measured from") {
+        CHECK(*pg_timestamp_unix_us("1970-01-01 00:00:00+00") == 0);
+        CHECK(*pg_timestamp_unix_us("1970-01-01 01:00:00.5+01") == 500000);
+        CHECK(*pg_timestamp_unix_us("2026-11-26 03:11:59.981011+00") == 1795662719981011LL);
+        CHECK(*pg_timestamp_unix_us("2026-11-26 03:11:59.9810119+00") == 1795662719981011LL);  // past µs: cut
+        CHECK(*pg_timestamp_unix_us("1969-12-31 23:59:59.25+00") == -750000);
+        for (const char* bad : {"", "2026-11-26 03:11:59", "2026-11-26 03:11:59.+00", "now"})
+            CHECK_MESSAGE(!pg_timestamp_unix_us(bad), bad);
+    }
+
     TEST_CASE("timestamps at the ends of the four-digit years, and every hour of a day") {
         CHECK(*iso8601_utc("0001-01-01 00:30:00+01") == "0000-12-31T23:30:00Z");
         CHECK(*iso8601_utc("9999-12-31 23:00:00-02") == "10000-01-01T01:00:00Z");

@@ -286,6 +286,67 @@ END $$;`, { db: DB });
   await dropSlot(cluster, 'walcast_missed');
 });
 
+const BACKLOG = 5_000;
+
+dtest(`a backlog of ${BACKLOG} transactions is read ahead of delivery; connected clients then catch up: each event once, in commit order, none to a non-member`, async (t) => {
+  const daemon = await startDaemon({ cluster, secret: SECRET, slot: 'walcast_backlog', name: 'backlog' });
+  const member = recoveringClient(daemon.port, token(SECRET, { sub: 'bk-member', tenantId: 'acme' }), ['p1'], 'member');
+  const other = recoveringClient(daemon.port, token(SECRET, { sub: 'bk-other', tenantId: 'acme' }), ['pf'], 'other');
+  await joined(member);
+  await joined(other);
+  await cluster.psql(insertTask('bk-pre', 'p1'), { db: DB });
+  await waitUntil(() => member.events.some((e) => e.payload?.id === 'bk-pre'), { what: 'bk-pre' });
+  const before = {};
+  for (const m of ['walcast_read_aheads_total', 'walcast_recovery_replayed_total', 'walcast_catch_ups_total'])
+    before[m] = await metricOr0(daemon, m);
+
+  // The walsender goes; walcast reconnects after its 1-s backoff, when these transactions
+  // (written in a fraction of that) are from ~0.5 to 1 s old: a backlog. The clients stay.
+  await cluster.psql(`SET synchronous_commit = off;
+DO $$ BEGIN
+  PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'walcast_backlog' AND active_pid IS NOT NULL;
+  FOR i IN 1..${BACKLOG} LOOP
+    PERFORM walcast.set_context('bulk', 'p1', 'acme');
+    INSERT INTO "Task" (id, "projectId", title) VALUES ('bk-' || lpad(i::text, 5, '0'), 'p1', repeat(md5(i::text), 8));
+    COMMIT;
+  END LOOP;
+END $$;`, { db: DB });
+  const backlog = () => member.events.filter((e) => e.payload?.id?.startsWith('bk-') && e.payload.id !== 'bk-pre');
+  await waitUntil(() => backlog().length >= BACKLOG, { timeoutMs: 60_000, intervalMs: 100, what: `the backlog (${backlog().length} so far)` });
+  await sleep(500);  // anything sent twice would arrive now
+  const m = {};
+  for (const k of Object.keys(before)) m[k] = await metricOr0(daemon, k) - before[k];
+  const lagMs = await metricOr0(daemon, 'walcast_stream_lag_milliseconds');
+  t.diagnostic(`backlog of ${BACKLOG}: read aheads ${m.walcast_read_aheads_total}, sent from the buffer ` +
+    `${m.walcast_recovery_replayed_total}, catch-ups for slowness ${m.walcast_catch_ups_total}; lag now ${lagMs} ms`);
+
+  const ids = backlog().map((e) => e.payload.id);
+  assert.equal(new Set(ids).size, ids.length, `${ids.length - new Set(ids).size} duplicates`);
+  assert.deepEqual(ids, Array.from({ length: BACKLOG }, (_, i) => `bk-${String(i + 1).padStart(5, '0')}`), 'every event, in commit order');
+  assertCommitOrder(backlog(), 'backlog events');
+  assert.deepEqual(member.disconnects, [], 'the member stayed connected');
+  assert.equal(other.events.filter((e) => e.payload?.id?.startsWith('bk-')).length, 0, 'nothing of p1 to a member of pf only');
+  assert.ok(m.walcast_read_aheads_total >= 1, 'the backlog was read ahead');
+  // The member reads fast (no catch-up for slowness), yet its events came from the buffer:
+  // live fan-out waited while the backlog was read.
+  assert.equal(m.walcast_catch_ups_total, 0, 'no catch-up for slowness');
+  assert.ok(m.walcast_recovery_replayed_total >= 1, 'backlog events were sent from the buffer');
+  assert.ok(lagMs >= 500, `the last backlog transaction was read ${lagMs} ms after its commit`);
+  assert.match(daemon.log(), /reading a backlog \(the last transaction committed \d+ ms before the server sent it\)/);
+  assert.match(daemon.log(), /backlog read: live again at /);
+
+  // Live delivery is back.
+  await cluster.psql(insertTask('bk-post', 'p1'), { db: DB });
+  await waitUntil(() => member.events.some((e) => e.payload?.id === 'bk-post'), { what: 'bk-post' });
+  const liveLagMs = await metricOr0(daemon, 'walcast_stream_lag_milliseconds');
+  assert.ok(liveLagMs < 500, `live again: the last transaction's lag ${liveLagMs} ms`);
+  member.socket.disconnect();
+  other.socket.disconnect();
+  const r = await daemon.terminate();
+  assert.equal(r.code, 0);
+  await dropSlot(cluster, 'walcast_backlog');
+});
+
 dtest('a client reading at a tenth of the event rate for 30 s: every event once in order, or an honest fresh session; no 4008 loop', async (t) => {
   const daemon = await startDaemon({ cluster, secret: SECRET, slot: 'walcast_slow', name: 'slow' });
   const proxy = await startProxy(daemon.port);
