@@ -30,9 +30,13 @@
 //   report      print the report now and exit (also on EOF)
 // stdout: `ready connected=N` once every client has joined (or `failed ...` and exit 1 when
 // some cannot by --setup-ms), then the report as key=value lines. With --tx-times FILE the
-// report also writes, per transaction received after `start`, "LSN FIRST_US LAST_US N": its
-// eventId's LSN (decimal), when its events first and last reached a client (CLOCK_REALTIME,
-// µs) and how many deliveries there were (bench/latency-breakdown).
+// report also writes, per transaction received after `start`, "LSN FIRST_US LAST_US N
+// FIRST_ARRIVED_US LAST_ARRIVED_US": its eventId's LSN (decimal), when its events were first
+// and last read by a client (CLOCK_REALTIME, µs), how many deliveries there were, and when
+// the first and the last of them had arrived in a client socket's receive queue: the
+// kernel's receive timestamp (SO_TIMESTAMPNS, WebSocket only; on loopback the sender's write
+// delivers at once, so this is when the server wrote it). The report then has arrive_p50_ms
+// ... arrive_max_ms too (bench/latency-breakdown).
 //
 // Only what is counted is parsed: the frame header and two JSON string values found by
 // searching for their keys. Client frames are masked (RFC 6455 5.3).
@@ -332,9 +336,14 @@ std::vector<NodeStats> node_stats;
 // client, and how many did, for events received after `start`.
 struct TxTimes {
     std::int64_t first_us = 0, last_us = 0;
+    std::int64_t first_arrived_us = 0, last_arrived_us = 0;
     std::uint64_t deliveries = 0;
 };
 std::unordered_map<std::uint64_t, TxTimes> tx_times;
+// With --tx-times: the kernel's receive timestamp of the bytes being parsed (CLOCK_REALTIME
+// µs; for TCP, that of the last segment the read took), 0 when there is none (polling).
+std::int64_t arrived_us = 0;
+Histogram arrival;  // per delivery: arrived_us - committedAt
 std::vector<Conn> conns;
 int epfd = -1;
 std::int64_t start_us = 0;  // when this program started (CLOCK_REALTIME)
@@ -547,6 +556,10 @@ void on_event(Conn& c, const char* p, const char* end, std::int64_t now_us) {
             TxTimes& t = tx_times[lsn];
             if (t.deliveries++ == 0 || now_us < t.first_us) t.first_us = now_us;
             if (now_us > t.last_us) t.last_us = now_us;
+            const std::int64_t at = arrived_us ? arrived_us : now_us;
+            arrival.add(at - committed);
+            if (t.deliveries == 1 || at < t.first_arrived_us) t.first_arrived_us = at;
+            if (at > t.last_arrived_us) t.last_arrived_us = at;
         }
     }
 }
@@ -758,6 +771,7 @@ void start_connect(Conn& c) {
     if (c.fd < 0) fail("socket");
     int one = 1;
     setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!opt.tx_times.empty()) setsockopt(c.fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     c.in.resize(opt.recv_buffer);  // grows when a frame or a burst needs more
     const sockaddr_in& addr = server_addrs[c.node];
     int r = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
@@ -777,6 +791,26 @@ void start_connect(Conn& c) {
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c.fd, &ev) < 0) fail("epoll_ctl");
 }
 
+// recv that also takes the kernel's receive timestamp into arrived_us (0 if none came).
+ssize_t recv_stamped(int fd, char* buf, std::size_t len) {
+    iovec iov{buf, len};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd, &msg, 0);
+    arrived_us = 0;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); n > 0 && cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS) continue;
+        timespec ts;
+        std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+        arrived_us = static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+    }
+    return n;
+}
+
 void on_readable(Conn& c) {
     for (;;) {
         if (c.in_end == c.in.size()) {
@@ -789,7 +823,8 @@ void on_readable(Conn& c) {
             }
         }
         const std::size_t room = c.in.size() - c.in_end;
-        ssize_t n = ::recv(c.fd, c.in.data() + c.in_end, room, 0);
+        ssize_t n = opt.tx_times.empty() ? ::recv(c.fd, c.in.data() + c.in_end, room, 0)
+                                         : recv_stamped(c.fd, c.in.data() + c.in_end, room);
         if (n == 0) {
             close_conn(c, "eof");
             return;
@@ -967,7 +1002,8 @@ void write_tx_times() {
         return;
     }
     for (const auto& [lsn, t] : tx_times)
-        std::fprintf(f, "%" PRIu64 " %" PRId64 " %" PRId64 " %" PRIu64 "\n", lsn, t.first_us, t.last_us, t.deliveries);
+        std::fprintf(f, "%" PRIu64 " %" PRId64 " %" PRId64 " %" PRIu64 " %" PRId64 " %" PRId64 "\n", lsn, t.first_us,
+                     t.last_us, t.deliveries, t.first_arrived_us, t.last_arrived_us);
     std::fclose(f);
 }
 
@@ -1028,6 +1064,11 @@ void print_report() {
     std::printf("p999_ms=%.2f\n", stats.latency.quantile_ms(0.999));
     std::printf("max_ms=%.2f\n", stats.latency.max_us / 1000.0);
     std::printf("mean_ms=%.2f\n", stats.latency.n ? static_cast<double>(stats.latency.sum_us / stats.latency.n) / 1000.0 : 0.0);
+    if (!opt.tx_times.empty()) {
+        std::printf("arrive_p50_ms=%.2f\n", arrival.quantile_ms(0.50));
+        std::printf("arrive_p99_ms=%.2f\n", arrival.quantile_ms(0.99));
+        std::printf("arrive_max_ms=%.2f\n", arrival.max_us / 1000.0);
+    }
     std::printf("cpu_user_s=%.3f\n", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6);
     std::printf("cpu_sys_s=%.3f\n", ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
     // Per server, with --ports: its clients, what they received, lost (against `expect`) and

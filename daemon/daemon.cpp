@@ -257,6 +257,7 @@ void Daemon::note_lag(std::int64_t lag_us) {
     if (lag_us < std::chrono::duration_cast<std::chrono::microseconds>(kBehind).count()) return;
     last_behind_ = std::chrono::steady_clock::now();
     if (reading_ahead_) return;
+    read_ahead_since_ = last_behind_;
     ++metrics_.read_aheads;
     log_info("reading a backlog (the last transaction committed " + std::to_string(lag_us / 1000) +
              " ms before the server sent it)" + (cluster_ || window_.count() == 0 ? std::string()
@@ -270,7 +271,9 @@ void Daemon::await_backlog_end() {
     read_ahead_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || !reading_ahead_) return;
         if (std::chrono::steady_clock::now() < last_behind_ + kQuiet) return await_backlog_end();
-        log_info("backlog read: live again at " + stream_.received().str());
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(last_behind_ - read_ahead_since_);
+        log_info("backlog read in " + std::to_string(took.count()) + " ms: live again at " +
+                 stream_.received().str());
         set_reading_ahead(false);
     });
 }

@@ -110,7 +110,7 @@ private:
     static constexpr std::chrono::milliseconds kBehind{500};
     static constexpr std::chrono::milliseconds kQuiet{100};
     bool reading_ahead_ = false;
-    std::chrono::steady_clock::time_point last_behind_{};
+    std::chrono::steady_clock::time_point last_behind_{}, read_ahead_since_{};
     boost::asio::steady_timer read_ahead_timer_;
 
     // Continuity.

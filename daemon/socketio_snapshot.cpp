@@ -27,9 +27,13 @@ bool SocketIoServer::Impl::join_with_snapshot(Session& s, const std::string& roo
     }
     // The backlog: the room's buffered events the snapshot did not see, in commit order. A
     // transaction below xmin was seen, which skips most of the buffer at an integer compare.
+    // A client reading from the buffer (catching up, or about to once a backlog is read) gets
+    // what lies past its cursor from there, this room included: only what is behind it here.
+    const bool from_buffer = s.catching_up || reading_ahead;
     EventRun run;
     for (std::size_t i = 0; i < buffer.size(); ++i) {
         const BufferedEvent& e = buffer.at(i);
+        if (from_buffer && s.cursor < e.offset) break;
         if (e.xid < snapshot.xmin || snapshot.sees(e.xid) || !in(e.rooms, room)) continue;
         run.append(e.frame);
         if (run.bytes() > options.max_send_buffer) {

@@ -188,3 +188,57 @@ dtest('a snapshot older than the recovery buffer is answered recovered:false; a 
   await session.close();
   await small.terminate();
 });
+
+dtest('a join with a snapshot while walcast reads a backlog ahead of delivery: what the snapshot did not see, each once', async (t) => {
+  const BEFORE = 20_000, AFTER = 40_000;  // filler in p2 around three events of p1
+  await cluster.psql(`INSERT INTO "Project" (id, "tenantId", name) VALUES ('p2', 'acme', 'Two') ON CONFLICT DO NOTHING;`, { db: DB });
+  const d = await startDaemon({ cluster, secret: SECRET, name: 'snapshot-backlog', slot: 'snapshot_backlog',
+    configSet: { project_access: 'token' } });
+  const socket = io(d.url, { transports: ['websocket'], reconnection: false, forceNew: true,
+    auth: { token: token(SECRET, { sub: 'backlog-reader', tenantId: 'acme', projects: ['p1'] }) } });
+  sockets.push(socket);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const got = [];
+  socket.onAny((name, payload) => { if (name.startsWith('task:')) got.push(payload.data.id); });
+  const session = new PsqlSession(cluster);
+  const { token: snap } = await readBoard(session);  // sees none of what follows
+  await session.close();
+  const base = await d.metric('walcast_events_total');
+
+  // A backlog: walcast is stopped while the transactions are written, so its walsender fills
+  // the socket and waits; p1's three come after the first 20,000 and are sent only once
+  // walcast reads again, at least 600 ms after their commit.
+  process.kill(d.pid, 'SIGSTOP');
+  try {
+    await cluster.psql(`SET synchronous_commit = off;
+DO $$ BEGIN
+  FOR i IN 1..${BEFORE + 3 + AFTER} LOOP
+    PERFORM walcast.set_context('writer', CASE WHEN i BETWEEN ${BEFORE + 1} AND ${BEFORE + 3} THEN 'p1' ELSE 'p2' END, 'acme');
+    INSERT INTO "Task" (id, "projectId", title)
+      VALUES ('bl-' || i, CASE WHEN i BETWEEN ${BEFORE + 1} AND ${BEFORE + 3} THEN 'p1' ELSE 'p2' END, 'backlog');
+    COMMIT;
+  END LOOP;
+END $$;`, { db: DB });
+    await sleep(600);
+  } finally {
+    process.kill(d.pid, 'SIGCONT');
+  }
+
+  // The join reaches walcast while it reads the backlog ahead, with p1's events in its buffer:
+  // the client's catch-up starts before them, so the join must not send them too.
+  await waitUntil(async () => await d.metric('walcast_reading_ahead') === 1 &&
+    await d.metric('walcast_events_total') >= base + BEFORE + 3, { timeoutMs: 60_000, intervalMs: 2, what: 'the backlog being read' });
+  const ack = await socket.timeout(10_000).emitWithAck('join-project', 'p1', { snapshot: snap });
+  const stillAhead = await d.metric('walcast_reading_ahead');
+  await waitUntil(async () => await d.metric('walcast_reading_ahead') === 0 &&
+    await d.metric('walcast_events_total') >= base + BEFORE + 3 + AFTER, { timeoutMs: 60_000, what: 'the backlog read' });
+  await sleep(500);  // anything sent twice would arrive now
+  const p1 = [1, 2, 3].map((k) => `bl-${BEFORE + k}`);
+  t.diagnostic(`joined while reading ahead: ${stillAhead === 1}; events: ${JSON.stringify(got)}; ` +
+    `read aheads ${await d.metric('walcast_read_aheads_total')}`);
+  assert.deepEqual(ack, { ok: true, recovered: true });
+  assert.equal(stillAhead, 1, 'the join was answered while the backlog was read ahead');
+  assert.deepEqual(got, p1, 'the events the snapshot did not see, each once, in commit order');
+  socket.disconnect();
+  await d.terminate();
+});
