@@ -90,7 +90,7 @@ void SocketIoServer::Impl::publish_packet(const Event& event, const EventOffset&
     } else {
         rooms.for_each_recipient(event.rooms, fan_out);
     }
-    if (batch.bytes() >= Batch::kMaxBytes) flush();
+    if (batch.bytes() >= Batch::kMaxBytes) flush(true);
 }
 
 void SocketIoServer::Impl::enqueue(Session& s, std::uint32_t packet, const EventOffset& offset) {
@@ -100,23 +100,37 @@ void SocketIoServer::Impl::enqueue(Session& s, std::uint32_t packet, const Event
     }
     s.queued.push_back(packet);
     s.cursor = offset;
-    if (!flush_posted) {
-        flush_posted = true;
-        boost::asio::post(io, [this, guard = std::weak_ptr<char>(alive)] {
-            if (guard.lock()) flush();
-        });
-    }
+    post_flush();
 }
 
-void SocketIoServer::Impl::flush() {
+void SocketIoServer::Impl::post_flush() {
+    if (flush_posted) return;
+    flush_posted = true;
+    boost::asio::post(io, [this, guard = std::weak_ptr<char>(alive)] {
+        if (guard.lock()) flush(false);
+    });
+}
+
+// Writes what was queued, kFlushChunk sessions a turn unless `all`: between turns the loop
+// reads the replication stream, so a transaction that arrives while a large fan-out is being
+// written is routed at once and joins the same write for every client not written yet.
+void SocketIoServer::Impl::flush(bool all) {
     flush_posted = false;
-    for (Session* s : recipients) {
+    std::size_t written = 0;
+    while (flush_next < recipients.size()) {
+        if (!all && written == kFlushChunk) return post_flush();
+        Session* s = recipients[flush_next++];
         if (!s) continue;
         s->in_batch = false;
-        if (s->closing) s->queued.clear();
-        else send_queued(*s);
+        if (s->closing) {
+            s->queued.clear();
+        } else {
+            send_queued(*s);
+            ++written;
+        }
     }
     recipients.clear();
+    flush_next = 0;
     batch.clear();
 }
 
@@ -246,7 +260,7 @@ void SocketIoServer::Impl::set_reading_ahead(bool on) {
     std::vector<SessionId> ids;
     engine.for_each([&](EngineSocket& s) { ids.push_back(s.id); });
     if (on) {
-        flush();
+        flush(true);
         for (SessionId id : ids)
             if (Session* s = find(id); s && s->phase == Phase::Connected && !s->catching_up) s->cursor = newest;
         reading_ahead = true;

@@ -6,7 +6,7 @@ namespace walcast {
 
 void SocketIoServer::resync(const std::string& reason, Lsn lost_after, const std::string& detail) {
     Impl& m = *impl_;
-    m.flush();  // what was dispatched before the gap goes out first
+    m.flush(true);  // what was dispatched before the gap goes out first
     const EventOffset floor{m.newest.lsn, 0xFFFFFFFFu, m.newest.stream};
     m.buffer.cut(floor);
     m.newest = floor;

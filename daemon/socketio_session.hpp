@@ -139,6 +139,8 @@ struct SocketIoServer::Impl : EngineHandler {
     // Delivery.
     Batch batch;
     std::vector<Session*> recipients;  // sessions with queued packets (null: closed since)
+    std::size_t flush_next = 0;        // recipients before this one are written
+    static constexpr std::size_t kFlushChunk = 64;
     bool flush_posted = false;
     std::set<SessionId> catching_up;   // sessions reading from the buffer
     bool reading_ahead = false;        // a backlog is being read: fan-out waits (recovery on)
@@ -212,7 +214,8 @@ struct SocketIoServer::Impl : EngineHandler {
     void publish_packet(const Event& event, const EventOffset& offset, std::uint64_t xid, Packet packet, bool buffered,
                         bool deliver_now);
     void enqueue(Session& s, std::uint32_t packet, const EventOffset& offset);
-    void flush();
+    void flush(bool all);
+    void post_flush();
     void send_packet(Session& s, std::string_view packet);  // after what this turn queued for it
     void send_queued(Session& s);
     void check_backlog(Session& s);
