@@ -4,6 +4,8 @@
 // up from the recovery buffer instead, one chunk each time its transport drains, so a slow
 // reader costs a cursor, not a copy of what it has not read. One that falls out of the
 // buffer, or any slow one when recovery is off, is closed with 4008.
+#include <sched.h>
+
 #include <boost/asio/post.hpp>
 
 #include "daemon/socketio_session.hpp"
@@ -118,7 +120,12 @@ void SocketIoServer::Impl::flush(bool all) {
     flush_posted = false;
     std::size_t written = 0;
     while (flush_next < recipients.size()) {
-        if (!all && written == kFlushChunk) return post_flush();
+        if (!all && written == kFlushChunk) {
+            // Let a thread woken meanwhile on this core (the walsender with the next
+            // transaction) run now rather than at the end of this one's time slice.
+            sched_yield();
+            return post_flush();
+        }
         Session* s = recipients[flush_next++];
         if (!s) continue;
         s->in_batch = false;
