@@ -121,9 +121,13 @@ void SocketIoServer::Impl::flush(bool all) {
     std::size_t written = 0;
     while (flush_next < recipients.size()) {
         if (!all && written == kFlushChunk) {
-            // Let a thread woken meanwhile on this core (the walsender with the next
-            // transaction) run now rather than at the end of this one's time slice.
-            sched_yield();
+            // After a long run of writes, let a thread woken meanwhile on this core (the
+            // walsender with the next transaction) run now rather than at the end of this
+            // one's time slice. Not sooner: a short fan-out is better finished first.
+            if ((written_since_yield += written) >= kYieldAfter) {
+                written_since_yield = 0;
+                sched_yield();
+            }
             return post_flush();
         }
         Session* s = recipients[flush_next++];
@@ -138,6 +142,7 @@ void SocketIoServer::Impl::flush(bool all) {
     }
     recipients.clear();
     flush_next = 0;
+    written_since_yield = 0;
     batch.clear();
 }
 

@@ -141,6 +141,8 @@ struct SocketIoServer::Impl : EngineHandler {
     std::vector<Session*> recipients;  // sessions with queued packets (null: closed since)
     std::size_t flush_next = 0;        // recipients before this one are written
     static constexpr std::size_t kFlushChunk = 64;
+    std::size_t written_since_yield = 0;   // sessions written since the loop last yielded
+    static constexpr std::size_t kYieldAfter = 256;
     bool flush_posted = false;
     std::set<SessionId> catching_up;   // sessions reading from the buffer
     bool reading_ahead = false;        // a backlog is being read: fan-out waits (recovery on)
