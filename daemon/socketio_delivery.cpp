@@ -1,6 +1,6 @@
 // Delivery: each event is serialized once, enters the recovery buffer, and is queued to the
-// live members of its rooms; a turn's queue is written per client in one run at the end of
-// the turn. A client whose output passes max_send_buffer stops being fed live and catches
+// live members of its rooms; what is queued is written per client in one run, after the
+// turn, a chunk of clients at a time. A client whose output passes max_send_buffer stops being fed live and catches
 // up from the recovery buffer instead, one chunk each time its transport drains, so a slow
 // reader costs a cursor, not a copy of what it has not read. One that falls out of the
 // buffer, or any slow one when recovery is off, is closed with 4008.

@@ -221,6 +221,18 @@ function assertCommitOrder(events, what) {
   }
 }
 
+// N one-row transactions in p1, each with its context, in one DO block: ids PREFIX00001...,
+// titles of `md5s` MD5s (32 bytes each); `first` runs before them, inside the block.
+const bulkTasks = (n, prefix, md5s, first = '') => `SET synchronous_commit = off;
+DO $$ BEGIN
+  ${first}
+  FOR i IN 1..${n} LOOP
+    PERFORM walcast.set_context('bulk', 'p1', 'acme');
+    INSERT INTO "Task" (id, "projectId", title) VALUES ('${prefix}' || lpad(i::text, 5, '0'), 'p1', repeat(md5(i::text), ${md5s}));
+    COMMIT;
+  END LOOP;
+END $$;`;
+
 const MISSED = 20_000;
 
 dtest(`${MISSED} events missed during an outage come back on reconnect: recovered, each once, in commit order`, async (t) => {
@@ -242,14 +254,7 @@ dtest(`${MISSED} events missed during an outage come back on reconnect: recovere
 
   // One transaction per row (~1 KB of title), as an application writes them.
   const writeStart = Date.now();
-  await cluster.psql(`SET synchronous_commit = off;
-DO $$ BEGIN
-  FOR i IN 1..${MISSED} LOOP
-    PERFORM walcast.set_context('bulk', 'p1', 'acme');
-    INSERT INTO "Task" (id, "projectId", title) VALUES ('m-' || lpad(i::text, 5, '0'), 'p1', repeat(md5(i::text), 31));
-    COMMIT;
-  END LOOP;
-END $$;`, { db: DB });
+  await cluster.psql(bulkTasks(MISSED, 'm-', 31), { db: DB });
   const writeMs = Date.now() - writeStart;
   await waitUntil(async () => await daemon.metric('walcast_events_total') - eventsBefore >= MISSED,
     { timeoutMs: 120_000, intervalMs: 250, what: `the daemon to publish the ${MISSED} events` });
@@ -302,15 +307,9 @@ dtest(`a backlog of ${BACKLOG} transactions is read ahead of delivery; connected
 
   // The walsender goes; walcast reconnects after its 1-s backoff, when these transactions
   // (written in a fraction of that) are from ~0.5 to 1 s old: a backlog. The clients stay.
-  await cluster.psql(`SET synchronous_commit = off;
-DO $$ BEGIN
-  PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'walcast_backlog' AND active_pid IS NOT NULL;
-  FOR i IN 1..${BACKLOG} LOOP
-    PERFORM walcast.set_context('bulk', 'p1', 'acme');
-    INSERT INTO "Task" (id, "projectId", title) VALUES ('bk-' || lpad(i::text, 5, '0'), 'p1', repeat(md5(i::text), 8));
-    COMMIT;
-  END LOOP;
-END $$;`, { db: DB });
+  await cluster.psql(bulkTasks(BACKLOG, 'bk-', 8,
+    "PERFORM pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'walcast_backlog' AND active_pid IS NOT NULL;"),
+  { db: DB });
   const backlog = () => member.events.filter((e) => e.payload?.id?.startsWith('bk-') && e.payload.id !== 'bk-pre');
   await waitUntil(() => backlog().length >= BACKLOG, { timeoutMs: 60_000, intervalMs: 100, what: `the backlog (${backlog().length} so far)` });
   await sleep(500);  // anything sent twice would arrive now
