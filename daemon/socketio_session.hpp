@@ -139,7 +139,10 @@ struct SocketIoServer::Impl : EngineHandler {
     // Delivery.
     Batch batch;
     std::vector<Session*> recipients;  // sessions with queued packets (null: closed since)
-    std::size_t flush_next = 0;        // recipients before this one are written
+    // Recipients before this one are written. The list is cleared when a flush reaches its
+    // end, and at the latest when the batch passes Batch::kMaxBytes (written whole then), so
+    // what written entries it keeps is bounded by kFlushChunk per turn until then.
+    std::size_t flush_next = 0;
     static constexpr std::size_t kFlushChunk = 64;
     std::size_t written_since_yield = 0;   // sessions written since the loop last yielded
     static constexpr std::size_t kYieldAfter = 256;
